@@ -1,0 +1,151 @@
+"""Speech features and the speech emotion model's inference.
+
+Features per 20 ms frame (constants.AUDIO_HOP at 16 kHz): 13 MFCC + 12 chroma + RMS + spectral centroid,
+all from one STFT. The model reads windows of AUDIO_WINDOW_FRAMES frames (3 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoscore.constants import (
+    AUDIO_FRAME_RATE,
+    AUDIO_HOP,
+    AUDIO_N_FFT,
+    AUDIO_SAMPLE_RATE,
+    AUDIO_WINDOW_FRAMES,
+    N_AUDIO_FEATURES,
+    N_CHROMA,
+    N_MFCC,
+    SILENCE_RMS_DB,
+)
+
+RMS_INDEX = N_MFCC + N_CHROMA  # column of log-RMS in the feature matrix
+CENTROID_INDEX = RMS_INDEX + 1
+MODEL_NAME = "audio"
+
+
+def feature_constants() -> dict[str, Any]:
+    """The constants a speech checkpoint depends on; recorded in and checked against the manifest."""
+    return {"sample_rate": AUDIO_SAMPLE_RATE, "n_fft": AUDIO_N_FFT, "hop": AUDIO_HOP, "n_mfcc": N_MFCC,
+            "n_chroma": N_CHROMA, "n_features": N_AUDIO_FEATURES, "window_frames": AUDIO_WINDOW_FRAMES}
+
+
+def extract_features(audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+    """Frame features of mono float audio: shape (n_frames, 27), n_frames = 1 + len(audio) // AUDIO_HOP.
+
+    Columns: MFCC 0-12, chroma 13-24 (each frame's chroma sums to 1), RMS in dBFS / 20 (25),
+    spectral centroid in kHz (26).
+    """
+    import librosa
+
+    if sample_rate != AUDIO_SAMPLE_RATE:
+        raise ValueError(f"speech features need {AUDIO_SAMPLE_RATE} Hz audio, got {sample_rate}")
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < AUDIO_N_FFT:
+        audio = np.pad(audio, (0, AUDIO_N_FFT - len(audio)))
+    magnitude = np.abs(librosa.stft(audio, n_fft=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True))
+    power = magnitude**2
+    mel = librosa.feature.melspectrogram(S=power, sr=sample_rate, n_mels=40)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=N_MFCC)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate, n_chroma=N_CHROMA, norm=None)
+    chroma = chroma / np.maximum(chroma.sum(axis=0, keepdims=True), 1e-10)
+    rms = librosa.feature.rms(S=magnitude, frame_length=AUDIO_N_FFT)[0]
+    rms_db = 20 * np.log10(np.maximum(rms, 1e-5))
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate)[0]
+    features = np.vstack([mfcc, chroma, rms_db[None] / 20.0, centroid[None] / 1000.0]).T
+    return features.astype(np.float32)
+
+
+def normalise_window(window: np.ndarray) -> np.ndarray:
+    """Per-window cepstral mean normalisation: subtract each MFCC's mean over the window's voiced frames.
+
+    Removes most of the speaker's and the microphone's timbre; loudness and brightness are kept.
+    """
+    window = window.copy()
+    voiced = window[:, RMS_INDEX] * 20 > SILENCE_RMS_DB
+    frames = window[voiced] if voiced.any() else window
+    window[:, :N_MFCC] -= frames[:, :N_MFCC].mean(axis=0)
+    return window
+
+
+def fit_window(features: np.ndarray, start: int, n_frames: int = AUDIO_WINDOW_FRAMES) -> np.ndarray:
+    """Frames [start, start + n_frames) of `features`, padded at the end with silent frames if short."""
+    window = features[max(start, 0):start + n_frames]
+    if len(window) < n_frames:
+        pad = np.zeros((n_frames - len(window), features.shape[1]), dtype=np.float32)
+        pad[:, RMS_INDEX] = -100.0 / 20.0  # -100 dBFS: silence
+        window = np.vstack([window, pad])
+    return window
+
+
+def is_silent(window: np.ndarray) -> bool:
+    return bool(window[:, RMS_INDEX].max() * 20 < SILENCE_RMS_DB)
+
+
+@dataclass(frozen=True)
+class WindowProbs:
+    """Per-window model output. times: (n,) window start in seconds; probs: (n, 8); present: (n,) bool."""
+
+    times: np.ndarray
+    probs: np.ndarray
+    present: np.ndarray
+
+
+def window_starts(duration: float, window_seconds: float, hop_seconds: float) -> np.ndarray:
+    """Start times of analysis windows covering [0, duration): at least one window."""
+    last = max(duration - window_seconds, 0.0)
+    n = int(np.floor(last / hop_seconds + 1e-9)) + 1
+    starts = np.arange(n) * hop_seconds
+    if duration > window_seconds and starts[-1] + window_seconds < duration - 1e-6:
+        starts = np.append(starts, last)
+    return starts
+
+
+def speech_windows(audio: np.ndarray, window_seconds: float, hop_seconds: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                             np.ndarray]:
+    """Cut 16 kHz audio into model inputs: (starts (n,), windows (n, 150, 27), silent (n,) bool).
+
+    Each analysis window of `window_seconds` is mapped onto the model's fixed 3 s input: longer windows
+    keep their central 3 s, shorter ones are padded with silence.
+    """
+    features = extract_features(audio)
+    duration = len(audio) / AUDIO_SAMPLE_RATE
+    starts = window_starts(duration, window_seconds, hop_seconds)
+    offset = int(round((window_seconds * AUDIO_FRAME_RATE - AUDIO_WINDOW_FRAMES) / 2))
+    windows = []
+    for start in starts:
+        first = int(round(start * AUDIO_FRAME_RATE))
+        span = fit_window(features, first, int(round(window_seconds * AUDIO_FRAME_RATE)))
+        windows.append(fit_window(span, max(offset, 0)))
+    batch = np.stack(windows)
+    silent = np.array([is_silent(w) for w in batch])
+    return starts, np.stack([normalise_window(w) for w in batch]), silent
+
+
+class SpeechEmotionModel:
+    """The trained speech CNN, verified against the manifest before it is loaded."""
+
+    def __init__(self, checkpoints: Path):
+        from emoscore.checkpoints import resolve_model
+        from emoscore.tf_util import load_keras
+
+        paths = resolve_model(checkpoints, MODEL_NAME, feature_constants())
+        self.model = load_keras(paths["model"])
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """(n, 150, 27) normalised windows -> (n, 8) emotion probabilities."""
+        if len(windows) == 0:
+            return np.zeros((0, 8), dtype=np.float32)
+        return np.asarray(self.model(windows, training=False), dtype=np.float32)
+
+    def analyse(self, audio: np.ndarray, window_seconds: float = 3.0, hop_seconds: float = 1.0) -> WindowProbs:
+        """Emotion probabilities per analysis window of 16 kHz mono audio; silent windows are marked absent."""
+        starts, windows, silent = speech_windows(audio, window_seconds, hop_seconds)
+        probs = self.predict(windows)
+        probs[silent] = 0.0
+        return WindowProbs(times=starts, probs=probs, present=~silent)
