@@ -98,6 +98,105 @@ def info(checkpoints: CheckpointsOpt = None) -> None:
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
 
 
+# --- score ---------------------------------------------------------------------------------------
+
+def resolve_output(input_path: Path, output: Path | None) -> Path | None:
+    """Where one video's result goes: -o a folder keeps the name there; -o a file is used as it is."""
+    from emoscore.pipeline import default_output
+
+    if output is None:
+        return None
+    if output.is_dir() or str(output).endswith(("/", "\\")):
+        return default_output(input_path, output)
+    return output
+
+
+@app.command()
+@handle_errors
+def score(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="A video file, or a folder of videos.")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Output video, or folder [default: <input>.scored.<ext> beside the input].")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML config (see configs/default.toml).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    replace_audio: Annotated[bool, typer.Option(
+        "--replace-audio", help="Music only: drop the original audio (for clips without dialogue).")] = False,
+    music_gain: Annotated[float | None, typer.Option(
+        "--music-gain", help="Music level trim in dB on top of loudness normalisation.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Videos scored in parallel (folders).")] = 1,
+    seed: SeedOpt = 0,
+    checkpoints: CheckpointsOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+) -> None:
+    """Score a video (or a folder of videos) with music that follows the speakers' emotions.
+
+    Writes the scored video plus, beside it, the music as .music.mid/.music.wav, the final audio
+    (.mix.wav) and the emotion timeline as .timeline.json/.csv/.png.
+    """
+    from emoscore.config import load_config
+    from emoscore.errors import InputError
+    from emoscore.pipeline import ScoreOptions, with_overrides
+
+    if not input_path.exists():
+        raise InputError(f"no such file or folder: {input_path}")
+    options = ScoreOptions(config=with_overrides(load_config(config), music_gain),
+                           checkpoints=checkpoint_dir(checkpoints), seed=seed, overwrite=overwrite,
+                           replace_audio=replace_audio)
+    log = (lambda _: None) if quiet else (lambda msg: typer.echo(f"  {msg}", err=True))
+    if input_path.is_dir():
+        score_folder(input_path, output, options, jobs, log)
+    else:
+        score_file(input_path, resolve_output(input_path, output), options, log)
+
+
+def score_file(input_path: Path, output: Path | None, options: Any, log: Callable[[str], None]) -> None:
+    from emoscore.pipeline import Scorer
+
+    log(f"loading models from {options.checkpoints}")
+    result = Scorer(options, log).score(input_path, output)
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"{result.output}  ({result.duration:.1f} s, {len(result.segments)} segment(s), "
+               f"{sum(result.timings.values()):.1f} s)")
+
+
+def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, log: Callable[[str], None]) -> None:
+    from rich.progress import Progress
+
+    from emoscore.batch import plan, run_batch
+    from emoscore.errors import OutputError
+
+    if output is not None:
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"-o must be a folder when INPUT is a folder: {output}")
+        try:
+            output.mkdir(parents=False, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {output}: {exc.strerror}") from None
+    pairs = plan(input_dir, output)
+    items = []
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("scoring", total=len(pairs))
+        for item in run_batch(pairs, options, jobs, log):
+            items.append(item)
+            progress.advance(task)
+            log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
+    print_summary(items)
+    failed = [i for i in items if i.status == "failed"]
+    if failed:
+        raise typer.Exit(code=max(i.exit_code for i in failed) or 1)
+
+
+def print_summary(items: list[Any]) -> None:
+    typer.echo(f"{'status':<8} {'seconds':>7}  file")
+    for item in items:
+        colour = {"done": typer.colors.GREEN, "failed": typer.colors.RED}.get(item.status)
+        line = f"{item.status:<8} {item.seconds:7.1f}  {item.input.name}"
+        typer.secho(line + (f"  ({item.message})" if item.message else ""), fg=colour)
+    counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
+    typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
 # --- speech emotion model ------------------------------------------------------------------------
 
 @train_app.command("audio")
@@ -129,6 +228,55 @@ def eval_audio(
 
     metrics = evaluate_audio_model(ravdess, checkpoint_dir(checkpoints), parse_actors(actors))
     echo_metrics("speech model:", metrics)
+
+
+# --- visual (face landmark) emotion model ----------------------------------------------------------
+
+LandmarksOpt = Annotated[Path | None, typer.Option(
+    "--landmarks", help="Official RAVDESS landmark CSVs (Actor_NN/01-01-*.csv, OpenFace columns x_0..y_67).")]
+VideosOpt = Annotated[Path | None, typer.Option(
+    "--videos", help="RAVDESS videos (Actor_NN/01-01-*.mp4 or 02-01-*.mp4), landmarked here with dlib.")]
+
+
+@train_app.command("visual")
+@handle_errors
+def train_visual(
+    landmarks: LandmarksOpt = None,
+    videos: VideosOpt = None,
+    out: OutOpt = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 80,
+    seed: SeedOpt = 0,
+    frames_per_clip: Annotated[int, typer.Option(help="Face frames taken from each clip.")] = 1,
+    compare_features: Annotated[bool, typer.Option(
+        help="Also train on every feature kind and record their unseen-actor scores.")] = False,
+    gap_video: Annotated[list[Path] | None, typer.Option(
+        help="A clip to landmark with dlib, to measure its gap to the training landmarks (repeatable).")
+    ] = None,
+) -> None:
+    """Train the facial-landmark emotion CNN, split by actor, and record it in the manifest."""
+    from emoscore.visual_train import VisualTrainOptions, train_visual_model
+
+    options = VisualTrainOptions(
+        landmarks=landmarks, videos=videos, out=checkpoint_dir(out), epochs=epochs, seed=seed,
+        frames_per_clip=frames_per_clip, compare_features=compare_features, gap_videos=tuple(gap_video or ()),
+        command=" ".join(["emoscore", *sys.argv[1:]]))
+    metrics = train_visual_model(options, log=typer.echo)
+    echo_metrics("test actors (never seen in training):", metrics)
+
+
+@eval_app.command("visual")
+@handle_errors
+def eval_visual(
+    landmarks: LandmarksOpt = None,
+    videos: VideosOpt = None,
+    actors: ActorsOpt = None,
+    checkpoints: CheckpointsOpt = None,
+) -> None:
+    """Evaluate the visual emotion model on the given actors."""
+    from emoscore.visual_train import evaluate_visual_model
+
+    metrics = evaluate_visual_model(checkpoint_dir(checkpoints), landmarks, videos, parse_actors(actors))
+    echo_metrics("visual model:", metrics)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -44,10 +44,25 @@ AUDIO_FEATURE_NAMES: tuple[str, ...] = (
 N_AUDIO_FEATURES = len(AUDIO_FEATURE_NAMES)  # 27
 AUDIO_WINDOW_SECONDS = 3.0  # the model's input length
 AUDIO_WINDOW_FRAMES = int(AUDIO_WINDOW_SECONDS * AUDIO_FRAME_RATE)  # 150 frames
-SILENCE_RMS_DB = -45.0  # a window whose loudest 20 ms frame is below this (dBFS) counts as silent
+SILENCE_RMS_DB = -45.0  # dBFS: a 20 ms frame below this is silence
+MIN_VOICED_SECONDS = 0.2  # a window with less sound than this above SILENCE_RMS_DB counts as silent
 
 # --- Faces ---------------------------------------------------------------------------------------
 N_LANDMARKS = 68  # dlib / iBUG 300-W order
+# iBUG-68 index of each point's mirror image under a horizontal flip (an involution): jaw 0-16 reversed,
+# brows 17-21 <-> 26-22, nose bridge 27-30 fixed, nostrils 31-35 reversed, eyes 36-41 <-> 45-42/47-46,
+# outer lips 48-54 reversed and 55-59 reversed, inner lips 60-64 reversed and 65-67 reversed.
+LANDMARK_MIRROR: tuple[int, ...] = (
+    *range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, *range(35, 30, -1),
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+    *range(54, 47, -1), 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
+)
+LEFT_EYE = tuple(range(36, 42))  # the eye on the image's left (the subject's right eye)
+RIGHT_EYE = tuple(range(42, 48))
+# Face features fed to the CNN, per landmark: "coords" (x, y aligned), "distances" (to all 68 points),
+# or "both". Chosen by unseen-actor accuracy (see the manifest's visual entry).
+FACE_FEATURES = "coords"
+FACE_UPSAMPLE_BELOW = 480  # px: frames whose longer side is shorter get the HOG detector's 2x upsampling
 
 # --- Rendering and output ------------------------------------------------------------------------
 OUTPUT_SAMPLE_RATE = 44_100  # Hz, stereo soundtrack

@@ -21,6 +21,7 @@ from emoscore.constants import (
     N_AUDIO_FEATURES,
     N_CHROMA,
     N_MFCC,
+    MIN_VOICED_SECONDS,
     SILENCE_RMS_DB,
 )
 
@@ -54,7 +55,7 @@ def extract_features(audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) ->
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=N_MFCC)
     chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate, n_chroma=N_CHROMA, norm=None)
     chroma = chroma / np.maximum(chroma.sum(axis=0, keepdims=True), 1e-10)
-    rms = librosa.feature.rms(S=magnitude, frame_length=AUDIO_N_FFT)[0]
+    rms = librosa.feature.rms(y=audio, frame_length=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True)[0]
     rms_db = 20 * np.log10(np.maximum(rms, 1e-5))
     centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate)[0]
     features = np.vstack([mfcc, chroma, rms_db[None] / 20.0, centroid[None] / 1000.0]).T
@@ -84,7 +85,9 @@ def fit_window(features: np.ndarray, start: int, n_frames: int = AUDIO_WINDOW_FR
 
 
 def is_silent(window: np.ndarray) -> bool:
-    return bool(window[:, RMS_INDEX].max() * 20 < SILENCE_RMS_DB)
+    """True when fewer than MIN_VOICED_SECONDS of the window's frames are above the silence level."""
+    voiced = int((window[:, RMS_INDEX] * 20 > SILENCE_RMS_DB).sum())
+    return voiced < MIN_VOICED_SECONDS * AUDIO_FRAME_RATE
 
 
 @dataclass(frozen=True)
@@ -106,25 +109,22 @@ def window_starts(duration: float, window_seconds: float, hop_seconds: float) ->
     return starts
 
 
-def speech_windows(audio: np.ndarray, window_seconds: float, hop_seconds: float) -> tuple[np.ndarray, np.ndarray,
-                                                                                             np.ndarray]:
-    """Cut 16 kHz audio into model inputs: (starts (n,), windows (n, 150, 27), silent (n,) bool).
+def speech_windows(audio: np.ndarray, starts: np.ndarray, window_seconds: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Cut 16 kHz audio into model inputs: (windows (n, 150, 27), silent (n,) bool) for window `starts` (s).
 
     Each analysis window of `window_seconds` is mapped onto the model's fixed 3 s input: longer windows
-    keep their central 3 s, shorter ones are padded with silence.
+    keep their central 3 s, shorter ones are padded with silence. Features are computed once for the
+    whole signal and sliced, so the cost is linear in the audio length whatever the hop.
     """
     features = extract_features(audio)
-    duration = len(audio) / AUDIO_SAMPLE_RATE
-    starts = window_starts(duration, window_seconds, hop_seconds)
-    offset = int(round((window_seconds * AUDIO_FRAME_RATE - AUDIO_WINDOW_FRAMES) / 2))
-    windows = []
-    for start in starts:
-        first = int(round(start * AUDIO_FRAME_RATE))
-        span = fit_window(features, first, int(round(window_seconds * AUDIO_FRAME_RATE)))
-        windows.append(fit_window(span, max(offset, 0)))
-    batch = np.stack(windows)
-    silent = np.array([is_silent(w) for w in batch])
-    return starts, np.stack([normalise_window(w) for w in batch]), silent
+    span_frames = int(round(window_seconds * AUDIO_FRAME_RATE))
+    offset = max(int(round((span_frames - AUDIO_WINDOW_FRAMES) / 2)), 0)
+    windows = np.stack([fit_window(fit_window(features, int(round(start * AUDIO_FRAME_RATE)), span_frames), offset)
+                        for start in np.asarray(starts)]) if len(starts) else np.zeros(
+        (0, AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES), np.float32)
+    silent = np.array([is_silent(w) for w in windows], dtype=bool)
+    return np.stack([normalise_window(w) for w in windows]) if len(windows) else windows, silent
 
 
 class SpeechEmotionModel:
@@ -141,11 +141,14 @@ class SpeechEmotionModel:
         """(n, 150, 27) normalised windows -> (n, 8) emotion probabilities."""
         if len(windows) == 0:
             return np.zeros((0, 8), dtype=np.float32)
-        return np.asarray(self.model(windows, training=False), dtype=np.float32)
+        return np.array(self.model(windows, training=False), dtype=np.float32)
 
-    def analyse(self, audio: np.ndarray, window_seconds: float = 3.0, hop_seconds: float = 1.0) -> WindowProbs:
-        """Emotion probabilities per analysis window of 16 kHz mono audio; silent windows are marked absent."""
-        starts, windows, silent = speech_windows(audio, window_seconds, hop_seconds)
+    def analyse(self, audio: np.ndarray, starts: np.ndarray, window_seconds: float = 3.0) -> WindowProbs:
+        """Emotion probabilities for windows of 16 kHz mono audio starting at `starts` (s).
+
+        Silent windows are marked absent (present False, probabilities zero).
+        """
+        windows, silent = speech_windows(audio, starts, window_seconds)
         probs = self.predict(windows)
         probs[silent] = 0.0
         return WindowProbs(times=starts, probs=probs, present=~silent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -99,8 +100,12 @@ def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, 
     jobs = [(item.path, copies, seed * 100_003 + i) for i, item in enumerate(items)]
     out: list[np.ndarray] = []
     step = max(len(jobs) // 10, 1)
-    with ProcessPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for i, windows in enumerate(pool.map(_clip_job, jobs, chunksize=8)):
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            results = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map(_clip_job, jobs, chunksize=8)
+        else:
+            results = map(_clip_job, jobs)
+        for i, windows in enumerate(results):
             out.append(windows)
             if (i + 1) % step == 0 or i + 1 == len(jobs):
                 log(f"  {what} features {i + 1}/{len(jobs)}")
@@ -197,14 +202,14 @@ def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = p
 
 
 def evaluate_audio_model(root: Path, checkpoints: Path, actors: Sequence[int] | None = None,
-                         log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                         log: Callable[[str], None] = lambda _: None, workers: int = 2) -> dict[str, Any]:
     """Metrics of the installed speech model on the given actors' clips (default: the test actors)."""
     from emoscore.speech import SpeechEmotionModel
 
     model = SpeechEmotionModel(checkpoints)
     items = [i for i in ravdess.scan(root, AUDIO_SUFFIXES) if i.vocal_channel == 1]
     items = ravdess.select_actors(items, actors or ravdess.TEST_ACTORS)
-    x, y = build_windows(items, 0, 0, 2, log, "eval")
+    x, y = build_windows(items, 0, 0, workers, log, "eval")
     metrics = emotion_metrics(y, model.predict(x))
     metrics["actors"] = sorted({i.actor for i in items})
     return metrics

@@ -1,0 +1,397 @@
+"""Per-window emotion probabilities -> fused probabilities -> quadrant segments, plus scene cuts.
+
+Design choices (all times in seconds):
+- Window geometry: window i covers [times[i], times[i] + window_seconds) clipped to the clip; its *centre*
+  is the middle of that clipped span. A segment boundary between window i (one quadrant) and window i+1
+  (another) lies halfway between their centres. The first segment starts at 0 and the last ends at the
+  clip's duration, so segments tile [0, duration] exactly.
+- Carry-over: a window with neither a face nor speech carries the last observed fused probabilities; windows
+  before the first observation take the first observed window's (a clip that opens on black inherits its
+  first shot). A clip with no observation at all gets NEUTRAL_PRIOR (mostly neutral/calm, i.e. Q4), because a
+  uniform prior over the 8 emotions would sum to Q2 (three of the eight emotions are Q2).
+- Smoothing: Viterbi over the 4 quadrants (log quadrant probabilities, switch_penalty per change), then
+  segments shorter than min_segment_seconds merge, shortest first, into the neighbour whose quadrant is
+  likelier over the short segment's windows. Snapping to scene cuts happens last and may shorten a segment by
+  up to 2 * scene_snap_seconds, never below MIN_SNAPPED_SECONDS.
+- Outputs: JSON holds meta, segments, scene cuts and one record per window; CSV holds one row per window
+  (segments live in the JSON only).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emoscore.config import Config, FusionConfig, SmoothingConfig
+from emoscore.constants import EMOTION_VA, EMOTIONS, N_EMOTIONS, QUADRANTS
+from emoscore.errors import InputError
+from emoscore.metrics import EMOTION_TO_QUADRANT
+from emoscore.speech import WindowProbs
+
+SOURCES: tuple[str, ...] = ("both", "visual", "audio", "carried", "prior")
+# Used only when no window of the clip has a face or speech: 0.35 neutral, 0.35 calm, 0.05 each other.
+NEUTRAL_PRIOR = np.array([0.35, 0.35] + [0.05] * 6, dtype=np.float32)
+EMOTION_VA_MATRIX = np.array([EMOTION_VA[e] for e in EMOTIONS], dtype=np.float32)  # (8, 2)
+MIN_SNAPPED_SECONDS = 1.0  # snapping never makes a segment shorter than this
+_EPS = 1e-6
+_DECIMALS = 4  # rounding of floats in JSON/CSV output
+
+
+# --- Fusion --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fused:
+    """Fused per-window output. probs: (n, 8) rows summing to 1; sources: (n,) str, one of SOURCES."""
+
+    probs: np.ndarray
+    sources: np.ndarray
+
+
+def _check_window_probs(name: str, wp: WindowProbs) -> None:
+    n = len(wp.times)
+    if np.shape(wp.probs) != (n, N_EMOTIONS) or np.shape(wp.present) != (n,):
+        raise InputError(f"{name}: expected probs ({n}, {N_EMOTIONS}) and present ({n},), "
+                         f"got {np.shape(wp.probs)} and {np.shape(wp.present)}")
+    if n == 0:
+        raise InputError(f"{name}: no analysis windows")
+    if n > 1 and not np.all(np.diff(wp.times) > 0):
+        raise InputError(f"{name}: window times must increase, got {np.asarray(wp.times)[:6]}...")
+
+
+def fuse(visual: WindowProbs, audio: WindowProbs, config: FusionConfig | None = None) -> Fused:
+    """Weighted average of the two models per window, weights renormalised over the modalities present.
+
+    Both inputs must share the same window start times. See the module docstring for windows with neither.
+    """
+    config = config or FusionConfig()
+    _check_window_probs("visual", visual)
+    _check_window_probs("audio", audio)
+    if len(visual.times) != len(audio.times) or not np.allclose(visual.times, audio.times, atol=1e-3):
+        raise InputError(f"visual and audio windows differ: {len(visual.times)} vs {len(audio.times)} "
+                         "windows or different start times")
+    v_on = np.asarray(visual.present, dtype=bool)
+    a_on = np.asarray(audio.present, dtype=bool)
+    wv = np.where(v_on, config.visual_weight, 0.0)[:, None]
+    wa = np.where(a_on, config.audio_weight, 0.0)[:, None]
+    total = np.maximum(wv + wa, _EPS)
+    probs = (wv * np.nan_to_num(visual.probs) + wa * np.nan_to_num(audio.probs)) / total
+    probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+    sources = np.select([v_on & a_on, v_on, a_on], ["both", "visual", "audio"], "carried").astype("<U7")
+    _carry_over(probs, v_on | a_on, sources)
+    return Fused(probs=probs.astype(np.float32), sources=sources)
+
+
+def _carry_over(probs: np.ndarray, observed: np.ndarray, sources: np.ndarray) -> None:
+    """Fill unobserved rows of probs (n, 8) in place: last observed row, first one before it, else prior."""
+    if not observed.any():
+        probs[:] = NEUTRAL_PRIOR
+        sources[:] = "prior"
+        return
+    index = np.where(observed, np.arange(len(observed)), -1)
+    last = np.maximum.accumulate(index)
+    last[last < 0] = int(np.argmax(observed))
+    probs[:] = probs[last]
+
+
+# --- Per-window quadrant and valence/arousal -----------------------------------------------------
+
+
+def quadrant_probs(probs: np.ndarray) -> np.ndarray:
+    """(n, 8) emotion probabilities -> (n, 4) quadrant probabilities (Q1..Q4)."""
+    return np.asarray(probs, dtype=np.float32) @ EMOTION_TO_QUADRANT
+
+
+def valence_arousal(probs: np.ndarray) -> np.ndarray:
+    """(n, 8) emotion probabilities -> (n, 2) probability-weighted (valence, arousal), each in [-1, 1]."""
+    probs = np.asarray(probs, dtype=np.float32)
+    weights = probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+    return weights @ EMOTION_VA_MATRIX
+
+
+# --- Smoothing into segments ---------------------------------------------------------------------
+
+
+def viterbi(log_probs: np.ndarray, switch_penalty: float) -> np.ndarray:
+    """Most likely state path (n,) int for log emission scores (n, k) with a cost per change of state."""
+    n, k = log_probs.shape
+    transition = -switch_penalty * (1.0 - np.eye(k))  # [from, to]
+    score = log_probs[0].astype(np.float64)
+    back = np.zeros((n, k), dtype=np.int64)
+    for i in range(1, n):
+        candidates = score[:, None] + transition
+        back[i] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probs[i]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def window_centres(times: np.ndarray, window_seconds: float, duration: float) -> np.ndarray:
+    """(n,) centre of each window's span inside [0, duration]."""
+    times = np.asarray(times, dtype=np.float64)
+    ends = np.minimum(times + window_seconds, duration)
+    return (np.clip(times, 0.0, duration) + ends) / 2
+
+
+def runs(states: np.ndarray) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal values as (first, stop, value) with stop exclusive."""
+    bounds = _run_bounds(states)
+    return [(int(a), int(b), int(states[a])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _run_bounds(states: np.ndarray) -> np.ndarray:
+    """(m + 1,) window index where each of the m runs starts, then len(states)."""
+    return np.concatenate([[0], np.flatnonzero(np.diff(states)) + 1, [len(states)]])
+
+
+def run_edges(states: np.ndarray, centres: np.ndarray, duration: float) -> np.ndarray:
+    """(m + 1,) segment edges from 0 to duration: boundaries midway between the centres either side."""
+    change = _run_bounds(states)[1:-1]
+    return np.concatenate([[0.0], (centres[change - 1] + centres[change]) / 2, [duration]])
+
+
+def enforce_min_length(states: np.ndarray, qprobs: np.ndarray, centres: np.ndarray, duration: float,
+                       min_seconds: float) -> np.ndarray:
+    """Merge segments shorter than min_seconds (shortest first) into the likelier neighbour.
+
+    states: (n,) quadrant index per window; qprobs: (n, 4). Returns a new (n,) array.
+    """
+    states = np.array(states, copy=True)
+    while True:
+        bounds = _run_bounds(states)
+        lengths = np.diff(run_edges(states, centres, duration))
+        k = int(np.argmin(lengths))
+        if len(lengths) == 1 or lengths[k] >= min_seconds:
+            return states
+        first, stop = int(bounds[k]), int(bounds[k + 1])
+        neighbours = [int(states[j]) for j in (first - 1, stop) if 0 <= j < len(states)]
+        mean_q = qprobs[first:stop].mean(axis=0)
+        states[first:stop] = max(neighbours, key=lambda q: mean_q[q])
+
+
+def smooth_states(qprobs: np.ndarray, centres: np.ndarray, duration: float,
+                  config: SmoothingConfig) -> np.ndarray:
+    """(n, 4) quadrant probabilities -> (n,) smoothed quadrant index per window."""
+    states = viterbi(np.log(np.maximum(qprobs, _EPS)), config.switch_penalty)
+    return enforce_min_length(states, qprobs, centres, duration, config.min_segment_seconds)
+
+
+# --- Scene cuts ----------------------------------------------------------------------------------
+
+
+class SceneDetector:
+    """Finds hard cuts in a stream of sampled frames without storing them.
+
+    Each frame (BGR (h, w, 3) or grey (h, w) uint8) becomes an 8x8x8 colour histogram; a Bhattacharyya
+    distance (in [0, 1]) to the previous frame above `threshold` is a cut, placed midway between the two
+    frames' times (the cut happened somewhere between them).
+    """
+
+    def __init__(self, threshold: float = SmoothingConfig().scene_threshold, max_width: int = 160):
+        if not 0 < threshold <= 1:
+            raise InputError(f"scene threshold must be in (0, 1], got {threshold!r}")
+        self.threshold = threshold
+        self.max_width = max_width
+        self._cuts: list[float] = []
+        self._previous: tuple[float, np.ndarray] | None = None
+
+    def histogram(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or frame.size == 0:
+            raise InputError(f"frame must be a non-empty uint8 (h, w[, 3]) image, got {frame.dtype} "
+                             f"{frame.shape}")
+        if frame.ndim == 2 or frame.shape[2] == 1:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if frame.shape[1] > self.max_width:
+            height = max(1, round(frame.shape[0] * self.max_width / frame.shape[1]))
+            frame = cv2.resize(frame, (self.max_width, height), interpolation=cv2.INTER_AREA)
+        hist = cv2.calcHist([frame], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+        return np.asarray(hist / max(float(hist.sum()), 1.0), dtype=np.float32)
+
+    def update(self, t: float, frame: np.ndarray) -> bool:
+        """Feed the frame sampled at time t (seconds, increasing); True if a cut precedes it."""
+        import cv2
+
+        hist = self.histogram(frame)
+        is_cut = False
+        if self._previous is not None:
+            t_prev, h_prev = self._previous
+            if t <= t_prev:
+                raise InputError(f"frame times must increase: {t} after {t_prev}")
+            is_cut = cv2.compareHist(h_prev, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+            if is_cut:
+                self._cuts.append((t_prev + t) / 2)
+        self._previous = (t, hist)
+        return bool(is_cut)
+
+    @property
+    def cuts(self) -> np.ndarray:
+        """(k,) cut times in seconds, increasing."""
+        return np.array(self._cuts, dtype=np.float64)
+
+
+def scene_cuts(times: Iterable[float], frames: Iterable[np.ndarray],
+               threshold: float = SmoothingConfig().scene_threshold) -> np.ndarray:
+    """Cut times (k,) in seconds from frames sampled at `times`; see SceneDetector."""
+    detector = SceneDetector(threshold)
+    for t, frame in zip(times, frames, strict=True):
+        detector.update(float(t), frame)
+    return detector.cuts
+
+
+def snap_to_cuts(edges: np.ndarray, cuts: np.ndarray, max_distance: float,
+                 min_gap: float = MIN_SNAPPED_SECONDS) -> np.ndarray:
+    """Move each inner edge onto the nearest cut within max_distance seconds.
+
+    edges: (m + 1,) increasing segment edges; the first and last stay put. A cut is taken only if the
+    segments either side stay at least min_gap long (or no shorter than they were) and in order.
+    """
+    edges = np.array(edges, dtype=np.float64)
+    cuts = np.sort(np.asarray(cuts, dtype=np.float64))
+    for i in range(1, len(edges) - 1):
+        lo = min(edges[i - 1] + min_gap, edges[i])
+        hi = max(edges[i + 1] - min_gap, edges[i])
+        near = cuts[(np.abs(cuts - edges[i]) <= max_distance) & (cuts >= lo) & (cuts <= hi)]
+        if len(near):
+            edges[i] = near[np.argmin(np.abs(near - edges[i]))]
+    return edges
+
+
+# --- The timeline --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the clip with one quadrant. Times in seconds; valence/arousal in [-1, 1]."""
+
+    start: float
+    end: float
+    quadrant: str  # "Q1".."Q4"
+    valence: float
+    arousal: float
+    confidence: float  # mean probability of `quadrant` over the segment's windows
+    emotion: str  # the likeliest of the quadrant's emotions (mean over the segment's windows)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Window-level arrays (n windows) plus the segments and scene cuts built from them."""
+
+    times: np.ndarray  # (n,) window start, seconds
+    window_seconds: float
+    duration: float
+    probs: np.ndarray  # (n, 8) fused
+    quadrant_probs: np.ndarray  # (n, 4)
+    visual_probs: np.ndarray  # (n, 8)
+    audio_probs: np.ndarray  # (n, 8)
+    visual_present: np.ndarray  # (n,) bool
+    audio_present: np.ndarray  # (n,) bool
+    sources: np.ndarray  # (n,) str
+    quadrants: np.ndarray  # (n,) str: each window's own most likely quadrant (before smoothing)
+    valence: np.ndarray  # (n,)
+    arousal: np.ndarray  # (n,)
+    segments: tuple[Segment, ...]
+    scene_cuts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (k,) seconds
+
+    @property
+    def window_ends(self) -> np.ndarray:
+        return np.minimum(self.times + self.window_seconds, self.duration)
+
+
+def _segment(first: int, stop: int, state: int, start: float, end: float, probs: np.ndarray,
+             qprobs: np.ndarray, va: np.ndarray) -> Segment:
+    mean_va = va[first:stop].mean(axis=0)
+    in_quadrant = probs[first:stop].mean(axis=0) * EMOTION_TO_QUADRANT[:, state]
+    return Segment(start=float(start), end=float(end), quadrant=QUADRANTS[state],
+                   valence=float(np.clip(mean_va[0], -1, 1)), arousal=float(np.clip(mean_va[1], -1, 1)),
+                   confidence=float(qprobs[first:stop, state].mean()),
+                   emotion=EMOTIONS[int(in_quadrant.argmax())])
+
+
+def build_timeline(visual: WindowProbs, audio: WindowProbs, duration: float,
+                   cuts: np.ndarray | None = None, config: Config | None = None) -> Timeline:
+    """Fuse, smooth into segments and snap to scene cuts. duration: the clip's length in seconds."""
+    config = config or Config()
+    if not duration > 0:
+        raise InputError(f"duration must be > 0 seconds, got {duration!r}")
+    fused = fuse(visual, audio, config.fusion)
+    times = np.asarray(visual.times, dtype=np.float64)
+    qprobs = quadrant_probs(fused.probs)
+    va = valence_arousal(fused.probs)
+    centres = window_centres(times, config.analysis.window_seconds, duration)
+    states = smooth_states(qprobs, centres, duration, config.smoothing)
+    cuts = np.zeros(0) if cuts is None else np.sort(np.asarray(cuts, dtype=np.float64))
+    edges = snap_to_cuts(run_edges(states, centres, duration), cuts, config.smoothing.scene_snap_seconds)
+    segments = tuple(_segment(first, stop, state, edges[k], edges[k + 1], fused.probs, qprobs, va)
+                     for k, (first, stop, state) in enumerate(runs(states)))
+    return Timeline(
+        times=times, window_seconds=config.analysis.window_seconds, duration=float(duration),
+        probs=fused.probs, quadrant_probs=qprobs, visual_probs=np.asarray(visual.probs, dtype=np.float32),
+        audio_probs=np.asarray(audio.probs, dtype=np.float32),
+        visual_present=np.asarray(visual.present, dtype=bool),
+        audio_present=np.asarray(audio.present, dtype=bool),
+        sources=fused.sources, quadrants=np.array(QUADRANTS)[qprobs.argmax(axis=1)],
+        valence=va[:, 0], arousal=va[:, 1], segments=segments, scene_cuts=cuts)
+
+
+# --- Writers -------------------------------------------------------------------------------------
+
+CSV_HEADER: tuple[str, ...] = ("start", "end", *EMOTIONS, "quadrant", "valence", "arousal",
+                               "visual_present", "audio_present", "source")
+
+
+def _window_rows(timeline: Timeline) -> list[dict[str, Any]]:
+    r = _DECIMALS
+    rows = []
+    for i, (start, end) in enumerate(zip(timeline.times, timeline.window_ends, strict=True)):
+        row: dict[str, Any] = {"start": round(float(start), r), "end": round(float(end), r)}
+        row.update({e: round(float(p), r) for e, p in zip(EMOTIONS, timeline.probs[i], strict=True)})
+        row.update(quadrant=str(timeline.quadrants[i]), valence=round(float(timeline.valence[i]), r),
+                   arousal=round(float(timeline.arousal[i]), r),
+                   visual_present=bool(timeline.visual_present[i]),
+                   audio_present=bool(timeline.audio_present[i]), source=str(timeline.sources[i]))
+        rows.append(row)
+    return rows
+
+
+def timeline_to_json(timeline: Timeline, meta: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-ready dict: caller's meta (input, duration, config, model versions), segments, cuts, windows."""
+    segments = [{k: round(v, _DECIMALS) if isinstance(v, float) else v
+                 for k, v in dataclasses.asdict(s).items()} for s in timeline.segments]
+    return {"meta": meta, "duration": round(timeline.duration, _DECIMALS),
+            "window_seconds": timeline.window_seconds, "emotions": list(EMOTIONS), "segments": segments,
+            "scene_cuts": [round(float(c), _DECIMALS) for c in timeline.scene_cuts],
+            "windows": _window_rows(timeline)}
+
+
+def segments_from_json(data: dict[str, Any]) -> list[Segment]:
+    """The segments of a dict written by timeline_to_json."""
+    try:
+        return [Segment(**s) for s in data["segments"]]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"not an emoscore timeline: {exc}") from None
+
+
+def timeline_to_csv(timeline: Timeline) -> str:
+    """One row per window with header CSV_HEADER; booleans as 0/1."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_HEADER, lineterminator="\n")
+    writer.writeheader()
+    for row in _window_rows(timeline):
+        writer.writerow({k: int(v) if isinstance(v, bool) else v for k, v in row.items()})
+    return out.getvalue()

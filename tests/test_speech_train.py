@@ -1,0 +1,40 @@
+"""A toy training run of the speech model end to end (a few steps), then loading it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from test_speech import fake_ravdess
+
+from emoscore.checkpoints import resolve_model
+from emoscore.speech import SpeechEmotionModel, window_starts
+from emoscore.speech_train import AudioTrainOptions, evaluate_audio_model, train_audio_model
+
+
+def test_toy_training_run_writes_a_loadable_verified_model(tmp_path: Path) -> None:
+    root = fake_ravdess(tmp_path / "rav", [1, 2, 3, 4])
+    out = tmp_path / "ckpt"
+    options = AudioTrainOptions(ravdess=root, out=out, epochs=2, seed=3, augment_copies=1,
+                                test_actors=(4,), val_actors=(3,), workers=1, command="test")
+    lines: list[str] = []
+    metrics = train_audio_model(options, log=lines.append)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 16
+    assert np.asarray(metrics["confusion"]).sum() == 16
+    assert any("epoch   2" in line for line in lines)
+    manifest = json.loads((out / "manifest.json").read_text())
+    entry = manifest["models"]["audio"]
+    assert entry["metrics"]["test_actors"] == [4] and len(entry["files"]["model"]["sha256"]) == 64
+    assert resolve_model(out, "audio")["model"] == out / "audio.keras"
+
+    model = SpeechEmotionModel(out)
+    audio = np.zeros(16000 * 5, np.float32)
+    audio[:16000 * 2] = 0.3 * np.sin(np.arange(32000) * 2 * np.pi * 300 / 16000)
+    result = model.analyse(audio, window_starts(5.0, 3.0, 1.0), 3.0)
+    assert result.probs.shape == (3, 8)
+    assert result.present.tolist() == [True, True, False]
+    np.testing.assert_allclose(result.probs[result.present].sum(axis=1), 1.0, atol=1e-5)
+
+    again = evaluate_audio_model(root, out, [4], workers=1)
+    assert again["accuracy"] == metrics["accuracy"]
