@@ -152,7 +152,6 @@ def score(
 def score_file(input_path: Path, output: Path | None, options: Any, log: Callable[[str], None]) -> None:
     from emoscore.pipeline import Scorer
 
-    log(f"loading models from {options.checkpoints}")
     result = Scorer(options, log).score(input_path, output)
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
@@ -277,6 +276,108 @@ def eval_visual(
 
     metrics = evaluate_visual_model(checkpoint_dir(checkpoints), landmarks, videos, parse_actors(actors))
     echo_metrics("visual model:", metrics)
+
+
+# --- music ---------------------------------------------------------------------------------------
+
+@train_app.command("music")
+@handle_errors
+def train_music(
+    data: Annotated[Path, typer.Option("--data", help="Quadrant-labelled MIDI: Q1..Q4 subfolders, or "
+                                                      "EMOPIA files Qn_*.mid (split csvs beside the folder).")],
+    vgmidi: Annotated[Path | None, typer.Option("--vgmidi", help="VGMIDI folder (vgmidi_labelled.csv, "
+                                                                 "phrases/).")] = None,
+    out: OutOpt = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage (early stopping on validation).")] = 8,
+    seed: SeedOpt = 0,
+    eval_pieces: Annotated[int, typer.Option("--eval-pieces", help="Generated pieces per quadrant "
+                                                                   "for the judge's check.")] = 8,
+) -> None:
+    """Train the four quadrant LSTMs and the music-emotion judge, and record them in the manifest."""
+    import dataclasses
+
+    from emoscore.music.lstm import LstmOptions
+    from emoscore.music.train import MusicTrainOptions, train_music_models
+
+    options = MusicTrainOptions(data=data, vgmidi=vgmidi, out=checkpoint_dir(out), seed=seed,
+                                lstm=dataclasses.replace(LstmOptions(), epochs=epochs), eval_pieces=eval_pieces,
+                                command=" ".join(["emoscore", *sys.argv[1:]]))
+    result = train_music_models(options, log=typer.echo)
+    for quadrant, metrics in result["lstm"].items():
+        typer.echo(f"{quadrant} LSTM validation loss {metrics['val_loss']:.3f} nats/note")
+    echo_metrics("judge on EMOPIA test clips:", result["judge"])
+    if result["generated"]:
+        echo_metrics("judge on generated pieces (piano part):", result["generated"]["overall"])
+
+
+@eval_app.command("music")
+@handle_errors
+def eval_music(
+    n: Annotated[int, typer.Option("--n", help="Pieces per quadrant.")] = 8,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length of each piece.")] = 30.0,
+    seed: SeedOpt = 0,
+    checkpoints: CheckpointsOpt = None,
+) -> None:
+    """Generate pieces per quadrant; report the judge's agreement and statistics against the training data."""
+    from emoscore.config import load_config
+    from emoscore.music.evaluate import evaluate_generated
+
+    result = evaluate_generated(checkpoint_dir(checkpoints), load_config(None).music, n, seconds, seed,
+                                log=typer.echo)
+    echo_metrics("judge on generated pieces (piano part):", result["overall"])
+    echo_metrics("judge on generated pieces (full arrangement):", result["overall_full_arrangement"])
+    for quadrant, info in result["per_quadrant"].items():
+        typer.echo(f"{quadrant}: agreement {info['agreement']:.2f}")
+        for key, value in info["stats"].items():
+            typer.echo(f"  {key:<16} generated {value[0]:.2f} ± {value[1]:.2f}   training "
+                       + ("{:.2f} ± {:.2f}".format(*info["reference"][key]) if key in info["reference"] else "-"))
+    typer.echo(f"generation speed: {result['seconds_per_second']:.1f} s of music per s of wall time")
+
+
+@app.command()
+@handle_errors
+def compose(
+    output: Annotated[Path, typer.Option("-o", "--output", help="MIDI file to write.")],
+    quadrant: Annotated[str | None, typer.Option("--quadrant", help="Q1 happy, Q2 tense, Q3 sad, Q4 calm.")] = None,
+    valence: Annotated[float | None, typer.Option("--valence", help="In [-1, 1], with --arousal instead "
+                                                                    "of --quadrant.")] = None,
+    arousal: Annotated[float | None, typer.Option("--arousal", help="In [-1, 1].")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help="Length in seconds.")] = 30.0,
+    wav: Annotated[Path | None, typer.Option("--wav", help="Also render to this WAV file.")] = None,
+    tempo: Annotated[float | None, typer.Option("--tempo", help="BPM [default: the quadrant's].")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="e.g. 'D minor' [default: the quadrant's].")] = None,
+    seed: SeedOpt = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML config (configs/default.toml).")] = None,
+    checkpoints: CheckpointsOpt = None,
+) -> None:
+    """Compose one piece for an emotion (a quadrant, or valence/arousal) and write it as MIDI (and WAV)."""
+    from emoscore.config import load_config
+    from emoscore.errors import InputError
+    from emoscore.fileio import atomic_path, check_writable
+
+    if (quadrant is None) == (valence is None or arousal is None):
+        raise InputError("give either --quadrant or both --valence and --arousal")
+    if not 0 < seconds <= 3600:
+        raise InputError(f"--seconds must be in (0, 3600], got {seconds}")
+    for path in [output] + ([wav] if wav else []):
+        check_writable(path, overwrite)
+    music = load_config(config).music
+    from emoscore.music.compose import compose_piece
+
+    midi = compose_piece(quadrant, seconds, music, checkpoint_dir(checkpoints), seed, valence, arousal, tempo, key)
+    with atomic_path(output, overwrite) as tmp:
+        midi.write(str(tmp))
+    typer.echo(f"wrote {output}")
+    if wav is not None:
+        import soundfile
+
+        from emoscore.music.render import render_midi
+
+        audio = render_midi(midi, seconds, soundfont=music.soundfont)
+        with atomic_path(wav, overwrite) as tmp:
+            soundfile.write(str(tmp), audio, 44_100, subtype="PCM_16", format="WAV")
+        typer.echo(f"wrote {wav}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

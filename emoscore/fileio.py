@@ -34,6 +34,12 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise OutputError(f"output folder is not writable: {folder}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `target` (same suffix); on success rename it onto `target`.
@@ -46,6 +52,7 @@ def atomic_path(target: Path, overwrite: bool = True) -> Iterator[Path]:
                                     dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, target)

@@ -132,13 +132,20 @@ class Scorer:
     """Scores videos with models loaded once. Library code: reports through `log`, never prints."""
 
     def __init__(self, options: ScoreOptions, log: Callable[[str], None] = lambda _: None):
-        from emoscore.face import FaceEmotionModel
-        from emoscore.speech import SpeechEmotionModel
-
         self.options = options
         self.log = log
-        self.face_model = FaceEmotionModel(options.checkpoints)
-        self.speech_model = SpeechEmotionModel(options.checkpoints)
+        self._models: tuple[Any, Any] | None = None
+
+    def load_models(self) -> tuple[Any, Any]:
+        """(face model, speech model), loaded and sha256-verified on first use."""
+        if self._models is None:
+            from emoscore.face import FaceEmotionModel
+            from emoscore.speech import SpeechEmotionModel
+
+            self.log(f"loading models from {self.options.checkpoints}")
+            self._models = (FaceEmotionModel(self.options.checkpoints),
+                            SpeechEmotionModel(self.options.checkpoints))
+        return self._models
 
     def score(self, input_path: Path, output: Path | None = None) -> ScoreResult:
         """Score one video into `output` (default: <input>.scored.<ext> beside it) and its stems."""
@@ -146,6 +153,7 @@ class Scorer:
         output = Path(output) if output is not None else default_output(input_path)
         info = media.probe(input_path)
         check_outputs(input_path, output, self.options.overwrite)
+        self.load_models()
         watch = Stopwatch()
         warnings: list[str] = []
         timeline = self._analyse(info, watch, warnings)
@@ -165,7 +173,7 @@ class Scorer:
         scenes = SceneDetector(cfg.smoothing.scene_threshold)
         with watch.stage("faces"):
             frames = self._frames(info, scenes)
-            faces = self.face_model.analyse_frames(frames)
+            faces = self.load_models()[0].analyse_frames(frames)
             visual = frames_to_windows(faces.times, faces.probs, faces.present, starts,
                                        cfg.analysis.window_seconds)
         if not faces.present.any():
@@ -189,7 +197,7 @@ class Scorer:
             warnings.append("no audio stream: emotion from the faces alone, music only in the output")
             return absent(starts)
         speech = media.read_audio(info.path, AUDIO_SAMPLE_RATE)
-        return self.speech_model.analyse(speech, starts, self.options.config.analysis.window_seconds)
+        return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
 
     def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch) -> None:
         from emoscore.mixing import mix

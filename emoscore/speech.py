@@ -18,10 +18,10 @@ from emoscore.constants import (
     AUDIO_N_FFT,
     AUDIO_SAMPLE_RATE,
     AUDIO_WINDOW_FRAMES,
+    MIN_VOICED_SECONDS,
     N_AUDIO_FEATURES,
     N_CHROMA,
     N_MFCC,
-    MIN_VOICED_SECONDS,
     SILENCE_RMS_DB,
 )
 

@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from emoscore.constants import AUDIO_SAMPLE_RATE, AUDIO_WINDOW_FRAMES, AUDIO_WINDOW_SECONDS, N_AUDIO_FEATURES, N_EMOTIONS
+from emoscore.constants import (
+    AUDIO_SAMPLE_RATE,
+    AUDIO_WINDOW_FRAMES,
+    AUDIO_WINDOW_SECONDS,
+    N_AUDIO_FEATURES,
+    N_EMOTIONS,
+)
 from emoscore.data import ravdess
+from emoscore.data.ravdess import TEST_ACTORS, VAL_ACTORS
 from emoscore.metrics import emotion_metrics
 from emoscore.speech import MODEL_NAME, extract_features, feature_constants, fit_window, normalise_window
 
@@ -31,8 +38,8 @@ class AudioTrainOptions:
     augment_copies: int = 3  # augmented variants per training clip, besides the clip itself
     batch_size: int = 32
     patience: int = 12
-    test_actors: tuple[int, ...] = ravdess.TEST_ACTORS
-    val_actors: tuple[int, ...] = ravdess.VAL_ACTORS
+    test_actors: tuple[int, ...] = TEST_ACTORS
+    val_actors: tuple[int, ...] = VAL_ACTORS
     max_files: int | None = None  # cap for quick runs (tests)
     command: str = "emoscore train audio"
     workers: int = 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,8 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and make TensorFlow's kernels deterministic."""
     t = tf()
     t.keras.utils.set_random_seed(seed)
-    try:
+    with contextlib.suppress(AttributeError, RuntimeError):  # older TF, or already initialised
         t.config.experimental.enable_op_determinism()
-    except (AttributeError, RuntimeError):  # pragma: no cover - older TF or already initialised
-        pass
 
 
 def load_keras(path: Path) -> Any:

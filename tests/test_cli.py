@@ -1,0 +1,84 @@
+"""The real CLI: help is fast and light, bad input gives one line and a distinct exit code."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emoscore import errors
+from emoscore.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = ("import sys; from emoscore.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "heavy = [m for m in ('tensorflow', 'librosa', 'dlib', 'cv2', 'pretty_midi', 'music21') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_command_has_help() -> None:
+    for args in (["score"], ["train", "audio"], ["eval", "audio"], ["info"]):
+        code, out = run(*args, "--help")
+        assert code == 0 and "Usage" in out
+
+
+def test_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    code, out = run("score", str(tmp_path / "nope.mp4"))
+    assert code == errors.InputError.exit_code == 2
+    assert out.strip().splitlines() == [f"error: no such file or folder: {tmp_path / 'nope.mp4'}"]
+
+
+def test_not_a_video_is_exit_3(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("this is text")
+    code, out = run("score", str(bad))
+    assert code == errors.NotAVideoError.exit_code == 3
+    assert out.startswith("error: not a readable video") and "Traceback" not in out
+
+
+def test_bad_config_is_exit_10(tmp_path: Path, clip_b: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[fusion]\nvisual_weight = 'a lot'\n")
+    code, out = run("score", str(clip_b), "--config", str(config), "-o", str(tmp_path / "o.mp4"))
+    assert code == errors.ConfigError.exit_code and "visual_weight" in out
+
+
+def test_tampered_checkpoint_is_exit_8(tmp_path: Path, clip_b: Path, shipped_checkpoints: Path) -> None:
+    copy = tmp_path / "ckpt"
+    shutil.copytree(shipped_checkpoints, copy)
+    with open(copy / "audio.keras", "ab") as fh:
+        fh.write(b"tampered")
+    code, out = run("score", str(clip_b), "--checkpoints", str(copy), "-o", str(tmp_path / "o.mp4"))
+    assert code == errors.ChecksumError.exit_code == 8
+    assert "sha256" in out
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_missing_training_data_is_exit_9(tmp_path: Path) -> None:
+    code, out = run("train", "audio", "--ravdess", str(tmp_path / "none"), "--out", str(tmp_path))
+    assert code == errors.DataError.exit_code and "not found" in out
+
+
+@pytest.mark.parametrize("exc", [errors.InputError, errors.NotAVideoError, errors.NoVideoStreamError,
+                                 errors.EmptyMediaError, errors.OutputError, errors.ModelError,
+                                 errors.ChecksumError, errors.DataError, errors.ConfigError,
+                                 errors.MediaToolError])
+def test_exit_codes_are_distinct_and_nonzero(exc: type[errors.EmoscoreError]) -> None:
+    codes = [c.exit_code for c in (errors.InputError, errors.NotAVideoError, errors.NoVideoStreamError,
+                                   errors.EmptyMediaError, errors.OutputError, errors.ModelError,
+                                   errors.ChecksumError, errors.DataError, errors.ConfigError,
+                                   errors.MediaToolError)]
+    assert len(set(codes)) == len(codes) and exc.exit_code > 1
