@@ -356,7 +356,8 @@ def compose(
     from emoscore.errors import InputError
     from emoscore.fileio import atomic_path, check_writable
 
-    if (quadrant is None) == (valence is None or arousal is None):
+    by_va = valence is not None or arousal is not None
+    if (quadrant is not None and by_va) or (quadrant is None and (valence is None or arousal is None)):
         raise InputError("give either --quadrant or both --valence and --arousal")
     if not 0 < seconds <= 3600:
         raise InputError(f"--seconds must be in (0, 3600], got {seconds}")

@@ -61,8 +61,9 @@ LEFT_EYE = tuple(range(36, 42))  # the eye on the image's left (the subject's ri
 RIGHT_EYE = tuple(range(42, 48))
 # Face features fed to the CNN, per landmark: "coords" (x, y aligned), "distances" (to all 68 points),
 # or "both". Chosen by unseen-actor accuracy (see the manifest's visual entry).
-FACE_FEATURES = "coords"
+FACE_FEATURES = "both"
 FACE_UPSAMPLE_BELOW = 480  # px: frames whose longer side is shorter get the HOG detector's 2x upsampling
+FACE_DETECT_WIDTH = 320  # px: larger frames are searched for faces at this width first (4x fewer pixels at 640)
 
 # --- Rendering and output ------------------------------------------------------------------------
 OUTPUT_SAMPLE_RATE = 44_100  # Hz, stereo soundtrack

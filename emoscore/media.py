@@ -41,6 +41,7 @@ class VideoInfo:
     video_codec: str
     has_audio: bool
     audio_codec: str | None
+    variable_frame_rate: bool = False  # ffmpeg's average rate differs from its base rate (tbr)
 
     @property
     def n_frames(self) -> int:
@@ -79,10 +80,11 @@ def probe(path: Path) -> VideoInfo:
     video_line = next(line for line in text.splitlines() if ": Video: " in line)
     rates = {kind: float(v) * (1000 if k else 1) for v, k, kind in _FPS.findall(video_line)}
     fps = rates.get("fps") or rates.get("tbr") or 25.0
+    vfr = "fps" in rates and "tbr" in rates and abs(rates["fps"] - rates["tbr"]) > 0.01 * rates["tbr"]
     audio = _AUDIO.search(text)
     return VideoInfo(path=path, duration=duration, width=int(video.group(2)), height=int(video.group(3)),
                      fps=fps, video_codec=video.group(1), has_audio=audio is not None,
-                     audio_codec=audio.group(1) if audio else None)
+                     audio_codec=audio.group(1) if audio else None, variable_frame_rate=vfr)
 
 
 def _run_pipe(args: list[str], what: str) -> bytes:

@@ -242,6 +242,7 @@ class Scorer:
         models = load_manifest(self.options.checkpoints)["models"]
         return {
             "input": info.path.name, "duration": info.duration, "fps": info.fps,
+            "variable_frame_rate": info.variable_frame_rate,
             "has_audio": info.has_audio, "emoscore_version": __version__, "seed": self.options.seed,
             "replace_audio": self.options.replace_audio, "config": self.options.config.to_dict(),
             "models": {name: {role: spec["sha256"] for role, spec in entry["files"].items()}

@@ -1,0 +1,272 @@
+"""Faces: dlib HOG detection, 68-point landmarks, their normalisation and features, and the visual
+emotion model's inference.
+
+Landmarks are (68, 2) float32 pixel coordinates in iBUG-68 order. Normalisation removes position, scale
+and in-plane rotation: the eye midpoint goes to the origin, the eyes onto the x axis (left eye at x < 0),
+and the inter-ocular distance becomes 1. Features are per landmark, so the CNN reads a (68, C) sequence
+along the iBUG contour order: aligned (x, y) ("coords"), distances to all 68 points ("distances"), or both.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoscore.constants import (
+    FACE_DETECT_WIDTH,
+    FACE_FEATURES,
+    FACE_UPSAMPLE_BELOW,
+    LANDMARK_MIRROR,
+    LEFT_EYE,
+    N_EMOTIONS,
+    N_LANDMARKS,
+    RIGHT_EYE,
+)
+from emoscore.errors import InputError, ModelError
+
+MODEL_NAME = "visual"
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+NORMALISATION = "eye-similarity-v1"  # recorded in the manifest: eye midpoint, eyes horizontal, IOD = 1
+FEATURE_CHANNELS = {"coords": 2, "distances": N_LANDMARKS, "both": 2 + N_LANDMARKS}
+
+
+def feature_constants(features: str = FACE_FEATURES) -> dict[str, Any]:
+    """The constants a visual checkpoint depends on; recorded in and checked against the manifest."""
+    return {"n_landmarks": N_LANDMARKS, "features": features, "channels": FEATURE_CHANNELS[features],
+            "normalisation": NORMALISATION, "mirror": ",".join(map(str, LANDMARK_MIRROR))}
+
+
+# --- landmark geometry -----------------------------------------------------------------------------
+
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 68, 2) landmarks -> centres of the image-left and image-right eyes, each (..., 2)."""
+    return points[..., LEFT_EYE, :].mean(axis=-2), points[..., RIGHT_EYE, :].mean(axis=-2)
+
+
+def normalise_landmarks(points: np.ndarray) -> np.ndarray:
+    """Similarity-align landmarks (..., 68, 2): eye midpoint at 0, eyes on the x axis, eye distance 1.
+
+    The result does not change when the input is translated, scaled or rotated in the image plane.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    left, right = eye_centres(points)
+    axis = right - left
+    iod = np.linalg.norm(axis, axis=-1, keepdims=True)
+    if np.any(iod < 1e-6):
+        raise InputError("landmarks with coincident eye centres cannot be normalised")
+    cos, sin = (axis / iod)[..., 0:1], (axis / iod)[..., 1:2]
+    centred = points - ((left + right) / 2)[..., None, :]
+    x, y = centred[..., 0], centred[..., 1]
+    aligned = np.stack([x * cos + y * sin, -x * sin + y * cos], axis=-1)
+    return (aligned / iod[..., None]).astype(np.float32)
+
+
+def mirror_landmarks(points: np.ndarray, width: float = 0.0) -> np.ndarray:
+    """Horizontal flip of landmarks (..., 68, 2) about x = width / 2, with the left/right index permutation.
+
+    width 0 mirrors about x = 0 (normalised landmarks). Applying it twice gives the input back.
+    """
+    mirrored = np.asarray(points)[..., LANDMARK_MIRROR, :].copy()
+    mirrored[..., 0] = width - mirrored[..., 0]
+    return mirrored
+
+
+def landmark_features(aligned: np.ndarray, features: str = FACE_FEATURES) -> np.ndarray:
+    """Normalised landmarks (n, 68, 2) -> model input (n, 68, C) float32 (C from FEATURE_CHANNELS)."""
+    if features not in FEATURE_CHANNELS:
+        raise InputError(f"unknown face features {features!r}; use one of {sorted(FEATURE_CHANNELS)}")
+    aligned = np.asarray(aligned, dtype=np.float32)
+    parts = []
+    if features in ("coords", "both"):
+        parts.append(aligned)
+    if features in ("distances", "both"):
+        diff = aligned[:, :, None, :] - aligned[:, None, :, :]
+        parts.append(np.sqrt((diff**2).sum(axis=-1)))
+    return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+# --- detection ---------------------------------------------------------------------------------------
+
+def predictor_path() -> Path:
+    """The 68-point shape predictor shipped in face-recognition-models (found without importing it)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None:
+        raise ModelError("face-recognition-models is not installed: pip install face-recognition-models")
+    folders = list(spec.submodule_search_locations or [])
+    if spec.origin:
+        folders.append(str(Path(spec.origin).parent))
+    for folder in folders:
+        path = Path(folder) / "models" / PREDICTOR_FILE
+        if path.exists():
+            return path
+    raise ModelError(f"{PREDICTOR_FILE} not found in face-recognition-models at {folders}")
+
+
+@functools.cache
+def _dlib_models() -> tuple[Any, Any]:
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+
+
+class FaceLandmarker:
+    """dlib's HOG frontal face detector + 68-point shape predictor on BGR or grayscale uint8 frames.
+
+    Large frames are searched at `detect_width` first (HOG cost grows with the pixel count; talking heads
+    are large), then at full size if nothing is found there; small frames get the detector's 2x upsampling.
+    The 68 points are always fitted on the full-size frame.
+    """
+
+    def __init__(self, upsample_below: int = FACE_UPSAMPLE_BELOW, detect_width: int = FACE_DETECT_WIDTH):
+        self.detector, self.predictor = _dlib_models()
+        self.upsample_below = upsample_below
+        self.detect_width = detect_width
+
+    def detect(self, frame: np.ndarray) -> np.ndarray | None:
+        """(68, 2) float32 pixel coordinates of the chosen (largest) face, or None when no face is found."""
+        import cv2
+        import dlib
+
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        box = self._find(gray)
+        if box is None:
+            return None
+        shape = self.predictor(gray, dlib.rectangle(*box))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def _find(self, gray: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) in full-frame pixels of the largest face, or None."""
+        import cv2
+
+        if max(gray.shape[:2]) < self.upsample_below:
+            return _largest(self.detector(gray, 1), 1.0)
+        scale = min(1.0, self.detect_width / gray.shape[1])
+        if scale < 1.0:
+            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            found = _largest(self.detector(small, 0), scale)
+            if found is not None:
+                return found
+        return _largest(self.detector(gray, 0), 1.0)
+
+
+def _largest(boxes: Any, scale: float) -> tuple[int, int, int, int] | None:
+    if len(boxes) == 0:
+        return None
+    box = max(boxes, key=lambda r: r.width() * r.height())
+    return (int(round(box.left() / scale)), int(round(box.top() / scale)), int(round(box.right() / scale)),
+            int(round(box.bottom() / scale)))
+
+
+# --- inference -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FrameProbs:
+    """Per-frame visual output. times (n,) s; probs (n, 8) float32, zeros where no face; present (n,) bool;
+    landmarks (n, 68, 2) float32 pixels, NaN where no face."""
+
+    times: np.ndarray
+    probs: np.ndarray
+    present: np.ndarray
+    landmarks: np.ndarray
+
+
+def predict_landmarks(model: Any, points: np.ndarray, features: str = FACE_FEATURES) -> np.ndarray:
+    """(n, 68, 2) pixel (or normalised) landmarks -> (n, 8) probabilities, averaged with the mirrored face."""
+    if len(points) == 0:
+        return np.zeros((0, N_EMOTIONS), dtype=np.float32)
+    aligned = normalise_landmarks(points)
+    both = np.concatenate([aligned, mirror_landmarks(aligned)])
+    probs = np.asarray(model(landmark_features(both, features), training=False), dtype=np.float32)
+    return (probs[: len(points)] + probs[len(points):]) / 2
+
+
+class FaceEmotionModel:
+    """The trained landmark CNN, verified against the manifest before it is loaded, plus the landmarker."""
+
+    def __init__(self, checkpoints: Path):
+        from emoscore.checkpoints import resolve_model
+        from emoscore.tf_util import load_keras
+
+        paths = resolve_model(checkpoints, MODEL_NAME, feature_constants())
+        self.model = load_keras(paths["model"])
+        self.landmarker = FaceLandmarker()
+
+    def predict(self, points: np.ndarray) -> np.ndarray:
+        """(n, 68, 2) landmarks in pixels -> (n, 8) emotion probabilities."""
+        return predict_landmarks(self.model, points)
+
+    def analyse_frames(self, frames: Iterable[tuple[float, np.ndarray]]) -> FrameProbs:
+        """Detect a face in every (time s, BGR frame) and classify all found faces in one model call."""
+        times, found = [], []
+        for t, frame in frames:
+            times.append(t)
+            found.append(self.landmarker.detect(frame))
+        present = np.array([f is not None for f in found], dtype=bool)
+        landmarks = np.full((len(found), N_LANDMARKS, 2), np.nan, dtype=np.float32)
+        probs = np.zeros((len(found), N_EMOTIONS), dtype=np.float32)
+        if present.any():
+            landmarks[present] = np.stack([f for f in found if f is not None])
+            probs[present] = self.predict(landmarks[present])
+        return FrameProbs(times=np.asarray(times, dtype=np.float64), probs=probs, present=present,
+                          landmarks=landmarks)
+
+
+# --- measurements ------------------------------------------------------------------------------------------
+
+REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+           "mouth": range(48, 68)}
+
+
+def landmark_gap(reference: np.ndarray, other: np.ndarray, features: str = FACE_FEATURES) -> dict[str, Any]:
+    """How far normalised faces `other` (m, 68, 2) sit from `reference` (n, 68, 2), in IOD units and z-scores.
+
+    point shift: distance between the two mean shapes per landmark; z shift: |mean difference| of each
+    model feature over the reference's standard deviation; std ratio: spread of `other` over `reference`'s.
+    """
+    shift = np.linalg.norm(reference.mean(axis=0) - other.mean(axis=0), axis=-1)
+    ref = landmark_features(reference, features).reshape(len(reference), -1)
+    oth = landmark_features(other, features).reshape(len(other), -1)
+    std = ref.std(axis=0)
+    ok = std > 1e-6
+    z = np.abs(oth.mean(axis=0) - ref.mean(axis=0))[ok] / std[ok]
+    return {"n_reference": int(len(reference)), "n_other": int(len(other)),
+            "mean_point_shift_iod": round(float(shift.mean()), 4),
+            "max_point_shift_iod": round(float(shift.max()), 4),
+            "point_shift_by_region_iod": {name: round(float(shift[list(points)].mean()), 4)
+                                          for name, points in REGIONS.items()},
+            "feature_z_shift_mean": round(float(z.mean()), 3),
+            "feature_z_shift_median": round(float(np.median(z)), 3),
+            "feature_z_shift_max": round(float(z.max()), 3),
+            "feature_std_ratio_mean": round(float((oth.std(axis=0)[ok] / std[ok]).mean()), 3)}
+
+
+def dlib_landmarks_of(videos: Sequence[Path], frame_rate: float = 4.0, max_width: int = 640) -> np.ndarray:
+    """dlib landmarks (n, 68, 2) of every sampled frame with a face in `videos`."""
+    from emoscore.media import iter_frames, probe
+
+    landmarker = FaceLandmarker()
+    found = [p for video in videos for _, frame in iter_frames(probe(video), frame_rate, max_width)
+             if (p := landmarker.detect(frame)) is not None]
+    return np.array(found, dtype=np.float32).reshape(-1, N_LANDMARKS, 2)
+
+
+def frame_cost(model: FaceEmotionModel, frames: list[tuple[float, np.ndarray]]) -> dict[str, float]:
+    """Milliseconds per frame of detection + landmarks, of the model call, and in total, on `frames`."""
+    if not frames:
+        raise InputError("frame_cost needs at least one frame")
+    started = time.perf_counter()
+    points = [p for _, f in frames if (p := model.landmarker.detect(f)) is not None]
+    detected = time.perf_counter()
+    if points:
+        model.predict(np.stack(points))
+    done = time.perf_counter()
+    n = len(frames)
+    return {"frames": float(n), "faces": float(len(points)), "detect_ms": 1000 * (detected - started) / n,
+            "model_ms": 1000 * (done - detected) / n, "total_ms": 1000 * (done - started) / n}

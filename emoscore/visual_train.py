@@ -1,0 +1,400 @@
+"""Training and evaluation of the facial-landmark emotion CNN on RAVDESS, split by actor.
+
+Two sources of landmarks: the official "RAVDESS Facial Landmark Tracking" CSVs (OpenFace 2, columns
+x_0..x_67, y_0..y_67 found by name) or RAVDESS videos, landmarked here with dlib on sampled frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoscore.constants import FACE_FEATURES, N_EMOTIONS, N_LANDMARKS
+from emoscore.data import ravdess
+from emoscore.errors import DataError
+from emoscore.face import (
+    FEATURE_CHANNELS,
+    MODEL_NAME,
+    FaceLandmarker,
+    dlib_landmarks_of,
+    feature_constants,
+    landmark_features,
+    landmark_gap,
+    mirror_landmarks,
+    normalise_landmarks,
+    predict_landmarks,
+)
+from emoscore.metrics import emotion_metrics
+
+CSV_SUFFIXES = (".csv",)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
+MIN_CONFIDENCE = 0.8  # OpenFace tracking confidence below which a frame is dropped
+VIDEO_FRAME_RATE = 2.0  # frames per second sampled from a RAVDESS video
+VIDEO_SKIP_SECONDS = 1.0  # RAVDESS clips open on a still face before the actor speaks
+Log = Callable[[str], None]
+# Why constants.FACE_FEATURES is "both": 5-fold leave-4-actors-out CV over actors 01-20 with this network
+# (8 jittered copies, seed 0) gave 8-class / quadrant accuracy coords 0.383 / 0.570, distances 0.391 / 0.561,
+# both 0.428 / 0.578; "both" was best on 4 of the 5 folds.
+FEATURE_CHOICE = ("both (aligned x, y + distances to all 68 points per landmark): 5-fold actor CV 8-class/quadrant "
+                  "accuracy coords 0.383/0.570, distances 0.391/0.561, both 0.428/0.578; feature_comparison "
+                  "holds this run's test-actor numbers")
+
+
+@dataclass(frozen=True)
+class VisualTrainOptions:
+    landmarks: Path | None = None  # folder of OpenFace landmark CSVs
+    videos: Path | None = None  # folder of RAVDESS videos
+    out: Path = Path("checkpoints")
+    features: str = FACE_FEATURES
+    epochs: int = 80
+    seed: int = 0
+    augment_copies: int = 8  # jittered variants per training face, besides the face itself
+    batch_size: int = 64
+    patience: int = 15
+    frames_per_clip: int = 1  # landmark frames taken from each clip (evenly spaced among good frames)
+    test_actors: tuple[int, ...] = ravdess.TEST_ACTORS
+    val_actors: tuple[int, ...] = ravdess.VAL_ACTORS
+    compare_features: bool = False  # also train every other feature kind and record the comparison
+    gap_videos: tuple[Path, ...] = ()  # clips landmarked with dlib to measure the dlib/OpenFace gap
+    command: str = "emoscore train visual"
+    workers: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LandmarkSet:
+    """Faces of a set of clips: points (n, 68, 2) pixels, labels (n,), actors (n,), and a description."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    actors: np.ndarray
+    source: str
+
+    def select(self, actors: Sequence[int]) -> LandmarkSet:
+        keep = np.isin(self.actors, list(actors))
+        return LandmarkSet(self.points[keep], self.labels[keep], self.actors[keep], self.source)
+
+
+# --- readers ---------------------------------------------------------------------------------------------
+
+def pick_frames(n: int, k: int) -> np.ndarray:
+    """Indices of k frames evenly spaced over n, centred (k=1 gives the middle one)."""
+    k = min(k, n)
+    return np.floor((np.arange(k) + 0.5) * n / k).astype(int)
+
+
+def read_landmark_csv(path: Path, frames_per_clip: int = 1,
+                      min_confidence: float = MIN_CONFIDENCE) -> np.ndarray:
+    """An OpenFace CSV -> (k, 68, 2) float32 pixel landmarks of up to `frames_per_clip` good frames.
+
+    Columns are found by name (spaces around names ignored); frames with `confidence` below
+    `min_confidence` or `success` 0 are dropped. k may be 0 when no frame is good.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read landmark file {path}: {exc}") from None
+    if not rows:
+        raise DataError(f"empty landmark file: {path}")
+    index = {name.strip(): i for i, name in enumerate(rows[0])}
+    wanted = [f"x_{i}" for i in range(N_LANDMARKS)] + [f"y_{i}" for i in range(N_LANDMARKS)]
+    missing = [name for name in wanted if name not in index]
+    if missing:
+        raise DataError(f"landmark file {path} lacks columns {', '.join(missing[:4])}"
+                        f"{' …' if len(missing) > 4 else ''} (expected OpenFace x_0..x_67, y_0..y_67)")
+    try:
+        table = np.array([[float(row[index[n]]) for n in wanted] for row in rows[1:] if row],
+                         dtype=np.float32).reshape(-1, len(wanted))
+        good = _good_frames(rows[1:], index, min_confidence)
+    except (ValueError, IndexError) as exc:
+        raise DataError(f"landmark file {path} has a malformed row: {exc}") from None
+    table = table.reshape(-1, 2, N_LANDMARKS).transpose(0, 2, 1)[good]
+    table = table[np.isfinite(table).all(axis=(1, 2))]
+    return table[pick_frames(len(table), frames_per_clip)]
+
+
+def _good_frames(rows: list[list[str]], index: dict[str, int], min_confidence: float) -> np.ndarray:
+    rows = [row for row in rows if row]
+    good = np.ones(len(rows), dtype=bool)
+    if "confidence" in index:
+        good &= np.array([float(row[index["confidence"]]) >= min_confidence for row in rows], dtype=bool)
+    if "success" in index:
+        good &= np.array([float(row[index["success"]]) > 0 for row in rows], dtype=bool)
+    return good
+
+
+def _stack(groups: list[tuple[ravdess.RavdessItem, np.ndarray]], source: str, log: Log) -> LandmarkSet:
+    kept = [(item, pts) for item, pts in groups if len(pts)]
+    if len(kept) < len(groups):
+        log(f"  {len(groups) - len(kept)} of {len(groups)} clips have no usable face frame; skipped")
+    if not kept:
+        raise DataError(f"no usable face landmarks in {source}")
+    points = np.concatenate([pts for _, pts in kept]).astype(np.float32)
+    labels = np.concatenate([np.full(len(pts), item.emotion) for item, pts in kept])
+    actors = np.concatenate([np.full(len(pts), item.actor) for item, pts in kept])
+    return LandmarkSet(points, labels, actors, source)
+
+
+def load_landmark_csvs(root: Path, frames_per_clip: int = 1, log: Log = lambda _: None) -> LandmarkSet:
+    """Every speech clip's landmarks from a folder of official RAVDESS landmark CSVs."""
+    items = [i for i in ravdess.scan(root, CSV_SUFFIXES) if i.vocal_channel == 1]
+    groups = [(item, read_landmark_csv(item.path, frames_per_clip)) for item in items]
+    return _stack(groups, f"OpenFace landmark CSVs ({Path(root).name})", log)
+
+
+def video_landmarks(path: Path, frames_per_clip: int = 1, frame_rate: float = VIDEO_FRAME_RATE,
+                    max_width: int = 640) -> np.ndarray:
+    """dlib landmarks (k, 68, 2) of up to `frames_per_clip` frames sampled after the first second."""
+    from emoscore.media import iter_frames, probe
+
+    landmarker = FaceLandmarker()
+    found = [p for t, frame in iter_frames(probe(path), frame_rate, max_width)
+             if t >= VIDEO_SKIP_SECONDS and (p := landmarker.detect(frame)) is not None]
+    points = np.array(found, dtype=np.float32).reshape(-1, N_LANDMARKS, 2)
+    return points[pick_frames(len(points), frames_per_clip)]
+
+
+def _video_job(args: tuple[Path, int]) -> np.ndarray:
+    return video_landmarks(*args)
+
+
+def load_videos(root: Path, frames_per_clip: int = 1, workers: int = 2,
+                log: Log = lambda _: None) -> LandmarkSet:
+    """Every speech clip's dlib landmarks from a folder of RAVDESS videos (01-01-... or 02-01-...)."""
+    items = [i for i in ravdess.scan(root, VIDEO_SUFFIXES) if i.vocal_channel == 1 and i.modality in (1, 2)]
+    if not items:
+        raise DataError(f"no RAVDESS speech videos (01-01-* or 02-01-*) under {root}")
+    groups = []
+    step = max(len(items) // 10, 1)
+    jobs = [(item.path, frames_per_clip) for item in items]
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else contextlib.nullcontext() as pool:
+        results = pool.map(_video_job, jobs, chunksize=4) if pool is not None else map(_video_job, jobs)
+        for i, points in enumerate(results):
+            groups.append((items[i], points))
+            if (i + 1) % step == 0 or i + 1 == len(items):
+                log(f"  landmarked {i + 1}/{len(items)} videos")
+    return _stack(groups, f"RAVDESS videos ({Path(root).name}) landmarked with dlib", log)
+
+
+def load_training_set(options: VisualTrainOptions, log: Log) -> LandmarkSet:
+    if (options.landmarks is None) == (options.videos is None):
+        raise DataError("give exactly one of --landmarks (OpenFace CSVs) or --videos (RAVDESS videos)")
+    if options.landmarks is not None:
+        return load_landmark_csvs(options.landmarks, options.frames_per_clip, log)
+    assert options.videos is not None
+    return load_videos(options.videos, options.frames_per_clip, options.workers, log)
+
+
+# --- augmentation and model --------------------------------------------------------------------------------
+
+def jitter(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random variant of normalised faces (n, 68, 2): mirror (p 0.5), rotation ±6°, scale ±8%,
+    horizontal squeeze ±8% (head yaw), shift ±0.05 IOD, and per-point noise of 0.02 IOD (tracker noise)."""
+    n = len(aligned)
+    flip = rng.random(n) < 0.5
+    out = np.where(flip[:, None, None], mirror_landmarks(aligned), aligned)
+    angle = np.deg2rad(rng.uniform(-6, 6, n))
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    x, y = out[..., 0], out[..., 1]
+    out = np.stack([x * cos - y * sin, x * sin + y * cos], axis=-1)
+    out = out * rng.uniform(0.92, 1.08, (n, 1, 1))
+    out[..., 0] *= rng.uniform(0.92, 1.08, (n, 1))
+    out = out + rng.uniform(-0.05, 0.05, (n, 1, 2)) + rng.normal(0, 0.02, out.shape)
+    return out.astype(np.float32)
+
+
+def augmented(aligned: np.ndarray, labels: np.ndarray, copies: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The faces themselves followed by `copies` jittered variants: ((1 + copies) n, 68, 2), labels."""
+    rng = np.random.default_rng(seed)
+    faces = [aligned] + [jitter(aligned, rng) for _ in range(copies)]
+    return np.concatenate(faces), np.tile(labels, 1 + copies)
+
+
+def build_model(train_x: np.ndarray, seed: int) -> Any:
+    """The 1D CNN over the 68 landmarks in iBUG order: (68, C) features -> 8 emotion probabilities.
+
+    Each (landmark, channel) feature is standardised inside the model (Normalization layer). Small and
+    L2-regularised on purpose: with ~320 training faces a larger net fits the actors, not the emotions.
+    """
+    from emoscore.tf_util import tf
+
+    keras = tf().keras
+    layers = keras.layers
+    l2 = keras.regularizers.l2(1e-3)
+    norm = layers.Normalization(axis=(1, 2))
+    norm.adapt(train_x)
+    inputs = keras.Input(train_x.shape[1:])
+    x = layers.GaussianNoise(0.2, seed=seed)(norm(inputs))
+    for filters, kernel in ((32, 5), (32, 3)):
+        x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, kernel_regularizer=l2)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling1D(2)(x)
+    x = layers.Dropout(0.5, seed=seed)(layers.Flatten()(x))
+    outputs = layers.Dense(N_EMOTIONS, activation="softmax", kernel_regularizer=l2)(x)
+    return keras.Model(inputs, outputs, name="face_emotion_cnn")
+
+
+def class_weights(y: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(y, minlength=N_EMOTIONS).astype(float)
+    return {i: float(len(y) / (N_EMOTIONS * c)) if c else 1.0 for i, c in enumerate(counts)}
+
+
+def fit(options: VisualTrainOptions, train: LandmarkSet, val: LandmarkSet, log: Log) -> Any:
+    """Train on jittered copies of `train`'s faces, early-stopping on `val`'s (if any)."""
+    from emoscore.tf_util import seed_everything, tf
+
+    seed_everything(options.seed)
+    keras = tf().keras
+    faces, labels = augmented(normalise_landmarks(train.points), train.labels, options.augment_copies,
+                              options.seed)
+    x = landmark_features(faces, options.features)
+    model = build_model(x, options.seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
+    has_val = len(val.labels) > 0
+    monitor = "val_loss" if has_val else "loss"
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=options.patience,
+                                               restore_best_weights=True),
+                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=6),
+                 keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: log(
+                     f"  epoch {epoch + 1:3d}  loss {logs['loss']:.3f}  acc {logs['accuracy']:.3f}"
+                     + (f"  val_loss {logs['val_loss']:.3f}  val_acc {logs['val_accuracy']:.3f}"
+                        if "val_loss" in logs else "")))]
+    onehot = keras.utils.to_categorical
+    val_data = (landmark_features(normalise_landmarks(val.points), options.features),
+                onehot(val.labels, N_EMOTIONS)) if has_val else None
+    model.fit(x, onehot(labels, N_EMOTIONS), epochs=options.epochs, batch_size=options.batch_size,
+              validation_data=val_data, class_weight=class_weights(labels), shuffle=True, verbose=0,
+              callbacks=callbacks)
+    return model
+
+
+# --- dlib versus the training landmarks ------------------------------------------------------------------
+
+def dlib_openface_gap(data: LandmarkSet, unseen: LandmarkSet, videos: Sequence[Path],
+                      features: str = FACE_FEATURES) -> dict[str, Any]:
+    """The gap between dlib faces from `videos` and the training faces, beside the ordinary gap between the
+    training faces and unseen actors' faces from the same tracker (the baseline it should be read against)."""
+    points = dlib_landmarks_of(videos)
+    if not len(points):
+        raise DataError(f"no face found by dlib in {[str(v) for v in videos]}")
+    reference = normalise_landmarks(data.points)
+    seen = data.select(sorted(set(data.actors.tolist()) - set(unseen.actors.tolist())))
+    return {"videos": [Path(v).name for v in videos], "features": features,
+            "dlib_vs_training": landmark_gap(reference, normalise_landmarks(points), features),
+            "baseline_unseen_actors_vs_seen": landmark_gap(normalise_landmarks(seen.points),
+                                                           normalise_landmarks(unseen.points), features)}
+
+
+# --- training, comparison, evaluation ------------------------------------------------------------------
+
+def split(data: LandmarkSet, options: VisualTrainOptions) -> tuple[LandmarkSet, LandmarkSet, LandmarkSet]:
+    """(train, validation, test) by actor, never by file."""
+    test_actors, val_actors = set(options.test_actors), set(options.val_actors)
+    if test_actors & val_actors:
+        raise DataError("an actor cannot be both a validation and a test actor")
+    present = set(data.actors.tolist())
+    train = data.select(sorted(present - test_actors - val_actors))
+    test = data.select(sorted(test_actors))
+    if not len(train.labels) or not len(test.labels):
+        raise DataError(f"actor split leaves an empty set (train {len(train.labels)}, "
+                        f"test {len(test.labels)} faces)")
+    return train, data.select(sorted(val_actors)), test
+
+
+def evaluate(model: Any, data: LandmarkSet, features: str) -> dict[str, Any]:
+    """Metrics (emoscore.metrics.emotion_metrics) of `model` on `data`, mirror-averaged like inference."""
+    metrics = emotion_metrics(data.labels, predict_landmarks(model, data.points, features))
+    metrics["actors"] = sorted(set(data.actors.tolist()))
+    return metrics
+
+
+def compare_features(options: VisualTrainOptions, parts: tuple[LandmarkSet, LandmarkSet, LandmarkSet],
+                     log: Log) -> dict[str, dict[str, float]]:
+    """Validation and test-actor scores of a model trained on each feature kind (same split and seed)."""
+    train, val, test = parts
+    scores = {}
+    for features in FEATURE_CHANNELS:
+        started = time.monotonic()
+        model = fit(replace(options, features=features), train, val, lambda _: None)
+        on_val = evaluate(model, val, features) if len(val.labels) else {}
+        on_test = evaluate(model, test, features)
+        scores[features] = {"val_accuracy": on_val.get("accuracy", float("nan")),
+                            "test_accuracy": on_test["accuracy"], "test_macro_f1": on_test["macro_f1"],
+                            "test_quadrant_accuracy": on_test["quadrant_accuracy"],
+                            "train_seconds": round(time.monotonic() - started, 1)}
+        log(f"  features {features:<9} " + "  ".join(f"{k} {v:.3f}" for k, v in scores[features].items()))
+    return scores
+
+
+def train_visual_model(options: VisualTrainOptions, log: Log = print) -> dict[str, Any]:
+    """Train on RAVDESS faces, evaluate on the test actors, save the model and its manifest entry.
+
+    Returns the test-actor metrics (also written to <out>/visual_metrics.json).
+    """
+    started = time.monotonic()
+    data = load_training_set(options, log)
+    train, val, test = split(data, options)
+    log(f"{len(train.labels)} train / {len(val.labels)} validation / {len(test.labels)} test faces "
+        f"(test actors {list(options.test_actors)}, validation actors {list(options.val_actors)})")
+    extra: dict[str, Any] = {"seed": options.seed, "augment_copies": options.augment_copies,
+                             "feature_choice": FEATURE_CHOICE, **options.extra}
+    if options.compare_features:
+        log("comparing feature kinds on unseen actors:")
+        extra["feature_comparison"] = compare_features(options, (train, val, test), log)
+    model = fit(options, train, val, log)
+    metrics = evaluate(model, test, options.features)
+    metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    if options.gap_videos:
+        log(f"measuring the landmark gap against dlib on {len(options.gap_videos)} clip(s)")
+        extra["dlib_openface_gap"] = dlib_openface_gap(data, test, options.gap_videos, options.features)
+    _save(options, model, metrics, _describe(data, train, val, test), extra)
+    return metrics
+
+
+def _describe(data: LandmarkSet, train: LandmarkSet, val: LandmarkSet, test: LandmarkSet) -> str:
+    actors = sorted(set(data.actors.tolist()))
+    return (f"{data.source}: {len(data.labels)} faces of actors {actors[0]:02d}-{actors[-1]:02d} "
+            f"(one per clip unless frames_per_clip > 1); {len(train.labels)} train, {len(val.labels)} "
+            f"validation (actors {sorted(set(val.actors.tolist()))}), {len(test.labels)} test (actors "
+            f"{sorted(set(test.actors.tolist()))}) — a small set")
+
+
+def _save(options: VisualTrainOptions, model: Any, metrics: dict[str, Any], data: str,
+          extra: dict[str, Any]) -> None:
+    from emoscore.checkpoints import record_model
+    from emoscore.tf_util import save_keras
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    save_keras(model, options.out / "visual.keras")
+    (options.out / "visual_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    record_model(options.out, MODEL_NAME, "face-landmark-cnn", {"model": "visual.keras"},
+                 constants=feature_constants(options.features), command=options.command, metrics=metrics,
+                 data=data, extra=extra)
+
+
+def evaluate_visual_model(checkpoints: Path, landmarks: Path | None = None, videos: Path | None = None,
+                          actors: Sequence[int] | None = None, log: Log = lambda _: None) -> dict[str, Any]:
+    """Metrics of the installed visual model on the given actors (default: the test actors)."""
+    from emoscore.face import FaceEmotionModel
+
+    model = FaceEmotionModel(checkpoints)
+    data = load_training_set(VisualTrainOptions(landmarks=landmarks, videos=videos), log)
+    chosen = data.select(actors or ravdess.TEST_ACTORS)
+    if not len(chosen.labels):
+        raise DataError(f"no faces of actors {list(actors or ravdess.TEST_ACTORS)}")
+    metrics = emotion_metrics(chosen.labels, model.predict(chosen.points))
+    metrics["actors"] = sorted(set(chosen.actors.tolist()))
+    return metrics

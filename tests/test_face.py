@@ -1,0 +1,132 @@
+"""Faces: landmark normalisation and mirroring (synthetic, known answers), dlib detection on a real face,
+"no face" on faceless frames, and the shipped visual checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoscore.constants import LANDMARK_MIRROR, LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
+from emoscore.face import (
+    FEATURE_CHANNELS,
+    FaceLandmarker,
+    eye_centres,
+    landmark_features,
+    mirror_landmarks,
+    normalise_landmarks,
+    predictor_path,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image
+
+
+@pytest.fixture
+def face() -> np.ndarray:
+    """A synthetic (68, 2) face in pixels: random points with the eyes left and right of the nose."""
+    rng = np.random.default_rng(7)
+    points = rng.uniform(100, 200, (N_LANDMARKS, 2))
+    points[list(LEFT_EYE)] = rng.normal((120, 120), 3, (6, 2))
+    points[list(RIGHT_EYE)] = rng.normal((180, 124), 3, (6, 2))
+    return points.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def landmarker() -> FaceLandmarker:
+    return FaceLandmarker()
+
+
+def similarity(points: np.ndarray, angle_deg: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (points @ rotation.T) * scale + np.array(shift)
+
+
+@pytest.mark.parametrize(("angle", "scale", "shift"), [(0, 1, (50, -20)), (0, 2.5, (0, 0)), (17, 1, (0, 0)),
+                                                        (-30, 0.4, (310, 95))])
+def test_normalisation_removes_translation_scale_rotation(face: np.ndarray, angle: float, scale: float,
+                                                          shift: tuple[float, float]) -> None:
+    moved = similarity(face.astype(np.float64), angle, scale, shift)
+    np.testing.assert_allclose(normalise_landmarks(moved), normalise_landmarks(face), atol=1e-4)
+
+
+def test_normalised_eyes_sit_at_plus_minus_half(face: np.ndarray) -> None:
+    left, right = eye_centres(normalise_landmarks(face))
+    np.testing.assert_allclose(left, [-0.5, 0], atol=1e-5)
+    np.testing.assert_allclose(right, [0.5, 0], atol=1e-5)
+
+
+def test_normalisation_batches(face: np.ndarray) -> None:
+    batch = np.stack([face, similarity(face, 10, 2, (5, 5))])
+    assert normalise_landmarks(batch).shape == (2, N_LANDMARKS, 2)
+
+
+def test_mirror_maps_left_eye_to_right_eye_and_is_an_involution(face: np.ndarray) -> None:
+    width = 320.0
+    mirrored = mirror_landmarks(face, width)
+    left, right = eye_centres(face)
+    m_left, m_right = eye_centres(mirrored)
+    np.testing.assert_allclose(m_left, [width - right[0], right[1]], atol=1e-4)
+    np.testing.assert_allclose(m_right, [width - left[0], left[1]], atol=1e-4)
+    np.testing.assert_allclose(mirror_landmarks(mirrored, width), face)
+    assert sorted(LANDMARK_MIRROR) == list(range(N_LANDMARKS))
+
+
+def test_mirror_commutes_with_normalisation(face: np.ndarray) -> None:
+    np.testing.assert_allclose(normalise_landmarks(mirror_landmarks(face, 640)),
+                               mirror_landmarks(normalise_landmarks(face)), atol=1e-5)
+
+
+@pytest.mark.parametrize("features", sorted(FEATURE_CHANNELS))
+def test_feature_shapes(face: np.ndarray, features: str) -> None:
+    x = landmark_features(normalise_landmarks(face[None]), features)
+    assert x.shape == (1, N_LANDMARKS, FEATURE_CHANNELS[features]) and x.dtype == np.float32
+    if features == "distances":
+        np.testing.assert_allclose(x[0], x[0].T, atol=1e-6)
+        np.testing.assert_allclose(np.diag(x[0]), 0, atol=1e-6)
+
+
+def test_predictor_is_found_without_importing_its_package() -> None:
+    assert predictor_path().name == "shape_predictor_68_face_landmarks.dat"
+
+
+def test_dlib_finds_68_points_on_a_real_face(landmarker: FaceLandmarker) -> None:
+    image = read_image(DATA / "face.jpg")
+    points = landmarker.detect(image)
+    assert points is not None and points.shape == (N_LANDMARKS, 2)
+    height, width = image.shape[:2]
+    assert (points[:, 0] > -5).all() and (points[:, 0] < width + 5).all() and (points[:, 1] < height + 5).all()
+    left, right = eye_centres(points)
+    assert left[0] < right[0]
+    assert points[48:68, 1].mean() > max(left[1], right[1])  # mouth below the eyes
+
+
+@pytest.mark.parametrize("kind", ["blank", "noise"])
+def test_a_frame_without_a_face_gives_none(landmarker: FaceLandmarker, kind: str) -> None:
+    rng = np.random.default_rng(0)
+    frame = np.zeros((360, 640, 3), np.uint8) if kind == "blank" else rng.integers(0, 256, (360, 640, 3), np.uint8)
+    assert landmarker.detect(frame) is None
+
+
+def test_shipped_model_gives_probabilities_where_a_face_is() -> None:
+    from emoscore.checkpoints import PACKAGE_CHECKPOINTS
+    from emoscore.face import FaceEmotionModel
+
+    model = FaceEmotionModel(PACKAGE_CHECKPOINTS)
+    blank = np.zeros((240, 320, 3), np.uint8)
+    result = model.analyse_frames([(0.0, read_image(DATA / "face.jpg")), (0.25, blank)])
+    np.testing.assert_array_equal(result.present, [True, False])
+    assert result.probs.shape == (2, N_EMOTIONS) and result.probs.dtype == np.float32
+    np.testing.assert_allclose(result.probs[0].sum(), 1.0, atol=1e-5)
+    assert (result.probs[1] == 0).all() and np.isnan(result.landmarks[1]).all()
+    assert np.isfinite(result.landmarks[0]).all()
+    np.testing.assert_allclose(result.times, [0.0, 0.25])

@@ -1,0 +1,152 @@
+"""Visual model training: the OpenFace CSV reader, the video reader, augmentation, the gap measure, and a
+toy training run whose checkpoint loads back (also through the CLI)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emoscore.constants import LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
+from emoscore.errors import DataError
+from emoscore.face import landmark_gap
+from emoscore.visual_train import (
+    VisualTrainOptions,
+    augmented,
+    load_videos,
+    pick_frames,
+    read_landmark_csv,
+    train_visual_model,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def synthetic_face(rng: np.random.Generator, emotion: int = 0) -> np.ndarray:
+    """(68, 2) pixels; the mouth opens wider with the emotion index so that classes differ."""
+    points = rng.uniform(400, 600, (N_LANDMARKS, 2))
+    points[list(LEFT_EYE)] = rng.normal((450, 400), 4, (6, 2))
+    points[list(RIGHT_EYE)] = rng.normal((550, 400), 4, (6, 2))
+    points[48:68, 1] = 560 + rng.normal(0, 2, 20) + 8 * emotion * np.sign(np.arange(20) - 9.5)
+    return points
+
+
+def write_openface_csv(path: Path, frames: np.ndarray, confidence: list[float] | None = None,
+                       shuffle_seed: int | None = None) -> None:
+    """An OpenFace-like CSV of frames (k, 68, 2) with extra columns, in shuffled column order if asked."""
+    names = ["frame", "timestamp", "confidence", "pose_Rx"] + [f"x_{i}" for i in range(N_LANDMARKS)] \
+        + [f"y_{i}" for i in range(N_LANDMARKS)] + [f"X_{i}" for i in range(3)] + ["AU01_r"]
+    rows = []
+    for k, points in enumerate(frames):
+        conf = 0.98 if confidence is None else confidence[k]
+        values = [k + 1, k / 30, conf, 0.1, *points[:, 0], *points[:, 1], -1.0, -2.0, -3.0, 0.5]
+        rows.append(values)
+    order = np.arange(len(names))
+    if shuffle_seed is not None:
+        np.random.default_rng(shuffle_seed).shuffle(order)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([" " + names[i] if i % 3 == 0 else names[i] for i in order])  # OpenFace pads some
+        writer.writerows([[row[i] for i in order] for row in rows])
+
+
+def test_csv_reader_selects_landmark_columns_by_name(tmp_path: Path) -> None:
+    face = synthetic_face(np.random.default_rng(1))
+    write_openface_csv(tmp_path / "a.csv", face[None], shuffle_seed=3)
+    points = read_landmark_csv(tmp_path / "a.csv")
+    assert points.shape == (1, N_LANDMARKS, 2) and points.dtype == np.float32
+    np.testing.assert_allclose(points[0], face, rtol=1e-6)
+
+
+def test_csv_reader_drops_low_confidence_frames(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    frames = np.stack([synthetic_face(rng) for _ in range(3)])
+    write_openface_csv(tmp_path / "a.csv", frames, confidence=[0.2, 0.95, 0.3])
+    points = read_landmark_csv(tmp_path / "a.csv", frames_per_clip=5)
+    assert points.shape == (1, N_LANDMARKS, 2)
+    np.testing.assert_allclose(points[0], frames[1], rtol=1e-6)
+
+
+def test_csv_reader_names_missing_columns(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("frame,x_0,y_0\n1,2,3\n")
+    with pytest.raises(DataError, match="x_1"):
+        read_landmark_csv(tmp_path / "bad.csv")
+
+
+def test_pick_frames_is_centred() -> None:
+    assert pick_frames(9, 1).tolist() == [4]
+    assert pick_frames(10, 2).tolist() == [2, 7]
+    assert pick_frames(2, 5).tolist() == [0, 1]
+    assert pick_frames(0, 1).tolist() == []
+
+
+def test_augmentation_keeps_labels_aligned() -> None:
+    rng = np.random.default_rng(0)
+    faces = rng.normal(0, 1, (5, N_LANDMARKS, 2)).astype(np.float32)
+    x, y = augmented(faces, np.arange(5), copies=3, seed=0)
+    assert x.shape == (20, N_LANDMARKS, 2) and y.tolist() == list(range(5)) * 4
+    np.testing.assert_array_equal(x[:5], faces)
+
+
+def test_gap_of_a_set_with_itself_is_zero() -> None:
+    from emoscore.face import normalise_landmarks
+
+    rng = np.random.default_rng(0)
+    faces = normalise_landmarks(np.stack([synthetic_face(rng, e % 8) for e in range(16)]))
+    gap = landmark_gap(faces, faces)
+    assert gap["mean_point_shift_iod"] == 0 and gap["feature_z_shift_max"] == 0
+
+
+def test_video_reader_landmarks_a_ravdess_named_clip(tmp_path: Path) -> None:
+    actor = tmp_path / "Actor_01"
+    actor.mkdir()
+    (actor / "01-01-03-02-01-01-01.mp4").symlink_to((DATA / "talking-head-b.mp4").resolve())
+    data = load_videos(tmp_path, frames_per_clip=2, workers=1)
+    assert data.points.shape == (2, N_LANDMARKS, 2)
+    assert data.labels.tolist() == [2, 2] and data.actors.tolist() == [1, 1]  # 03 = happy
+
+
+@pytest.fixture(scope="module")
+def toy_landmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RAVDESS-named one-frame CSVs: actors 1-4, every emotion once."""
+    root = tmp_path_factory.mktemp("landmarks")
+    rng = np.random.default_rng(0)
+    for actor in range(1, 5):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir()
+        for emotion in range(N_EMOTIONS):
+            name = f"01-01-{emotion + 1:02d}-01-01-01-{actor:02d}.csv"
+            write_openface_csv(folder / name, synthetic_face(rng, emotion)[None])
+    return root
+
+
+def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path: Path) -> None:
+    from emoscore.checkpoints import model_entry
+    from emoscore.face import FaceEmotionModel
+
+    out = tmp_path / "ck"
+    options = VisualTrainOptions(landmarks=toy_landmarks, out=out, epochs=2, augment_copies=1, batch_size=16,
+                                 test_actors=(4,), val_actors=(3,))
+    metrics = train_visual_model(options, log=lambda _: None)
+    assert metrics["n"] == N_EMOTIONS and 0 <= metrics["accuracy"] <= 1
+    assert (out / "visual.keras").exists() and (out / "visual_metrics.json").exists()
+    entry = model_entry(out, "visual")
+    assert entry["constants"]["features"] == options.features and "actors 01-04" in entry["data"]
+    probs = FaceEmotionModel(out).predict(synthetic_face(np.random.default_rng(5))[None])
+    assert probs.shape == (1, N_EMOTIONS)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+    from emoscore.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "visual", "--landmarks", str(toy_landmarks),
+                                      "--checkpoints", str(out), "--actors", "4"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output
+
+
+def test_training_needs_exactly_one_source(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="exactly one"):
+        train_visual_model(VisualTrainOptions(out=tmp_path), log=lambda _: None)
