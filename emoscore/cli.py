@@ -204,12 +204,13 @@ def train_audio(
     ravdess: Annotated[Path, typer.Option("--ravdess", help="RAVDESS speech folder (Actor_NN/03-01-*.wav|flac).")],
     out: OutOpt = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 60,
+    ensemble: Annotated[int, typer.Option(min=1, help="CNNs (seeds) averaged into the shipped model.")] = 3,
     seed: SeedOpt = 0,
 ) -> None:
     """Train the speech emotion CNN, split by actor, and record it in the manifest."""
     from emoscore.speech_train import AudioTrainOptions, train_audio_model
 
-    options = AudioTrainOptions(ravdess=ravdess, out=checkpoint_dir(out), epochs=epochs, seed=seed,
+    options = AudioTrainOptions(ravdess=ravdess, out=checkpoint_dir(out), epochs=epochs, seed=seed, ensemble=ensemble,
                                 command=" ".join(["emoscore", *sys.argv[1:]]))
     metrics = train_audio_model(options, log=typer.echo)
     echo_metrics("test actors (never seen in training):", metrics)
@@ -344,8 +345,8 @@ def compose(
     arousal: Annotated[float | None, typer.Option("--arousal", help="In [-1, 1].")] = None,
     seconds: Annotated[float, typer.Option("--seconds", help="Length in seconds.")] = 30.0,
     wav: Annotated[Path | None, typer.Option("--wav", help="Also render to this WAV file.")] = None,
-    tempo: Annotated[float | None, typer.Option("--tempo", help="BPM [default: the quadrant's].")] = None,
-    key: Annotated[str | None, typer.Option("--key", help="e.g. 'D minor' [default: the quadrant's].")] = None,
+    tempo: Annotated[float | None, typer.Option("--tempo", help="BPM (default: the quadrant's).")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="e.g. 'D minor' (default: the quadrant's).")] = None,
     seed: SeedOpt = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="A TOML config (configs/default.toml).")] = None,

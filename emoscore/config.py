@@ -55,21 +55,164 @@ class SmoothingConfig:
         _non_negative(self, "switch_penalty", "scene_snap_seconds")
 
 
+BASS_PATTERNS = ("whole", "half", "root_fifth", "eighths")
+PAD_PATTERNS = ("sustain", "pulse", "arpeggio")
+
+
+@dataclass(frozen=True)
+class QuadrantStyle:
+    """How one quadrant's music is played: tempo, key, General MIDI programs, register, dynamics."""
+
+    tempo: float = 120.0  # BPM; 120 plays the LSTM's notes at the speed of its (nominal 120 BPM) data
+    key: str = "C major"  # the LSTM's notes (learned in C major / A minor) are moved to this key signature
+    melody_program: int = 0  # GM program of the LSTM's piano part (0 = Acoustic Grand Piano)
+    pad_program: int = 48  # GM program of the harmonic bed
+    bass_program: int = 32
+    melody_low: int = 48  # MIDI pitch register of the melody, inclusive
+    melody_high: int = 96
+    pad_low: int = 52  # lowest note of the pad voicing
+    bass_low: int = 36  # lowest bass root
+    melody_velocity: int = 80  # mean MIDI velocity of the melody
+    pad_velocity: int = 50
+    bass_velocity: int = 70
+    staccato: float = 1.0  # melody note-length factor (< 1 shortens every note)
+    pad_pattern: str = "sustain"  # sustain | pulse (chord on every beat, short) | arpeggio
+    bass_pattern: str = "half"  # whole | half | root_fifth | eighths
+    chord_beats: int = 2  # harmonic rhythm: one chord per this many beats
+    max_gap_seconds: float = 1.2  # longest rest between melody onsets
+    max_chord: int = 4  # most melody notes struck together
+    mode_bias: float = 0.3  # logits added to the tonic triad of the key's mode while sampling pitches
+
+    def validate(self) -> None:
+        _positive(self, "tempo", "staccato", "chord_beats", "max_gap_seconds", "max_chord")
+        _non_negative(self, "mode_bias")
+        for name in ("melody_program", "pad_program", "bass_program", "melody_low", "melody_high", "pad_low",
+                     "bass_low", "melody_velocity", "pad_velocity", "bass_velocity"):
+            if not 0 <= getattr(self, name) <= 127:
+                raise ConfigError(f"{type(self).__name__}.{name} must be in 0..127, got {getattr(self, name)}")
+        if self.melody_high - self.melody_low < 12:
+            raise ConfigError(f"{type(self).__name__}: melody register must span at least an octave")
+        if self.pad_pattern not in PAD_PATTERNS or self.bass_pattern not in BASS_PATTERNS:
+            raise ConfigError(f"{type(self).__name__}: pad_pattern must be one of {PAD_PATTERNS} and "
+                              f"bass_pattern one of {BASS_PATTERNS}")
+
+
+@dataclass(frozen=True)
+class Q1Style(QuadrantStyle):
+    """Q1 happy/excited: bright, major, upbeat."""
+
+    tempo: float = 124.0
+    key: str = "G major"
+    pad_program: int = 48  # String Ensemble 1
+    bass_program: int = 33  # Electric Bass (finger)
+    melody_low: int = 43
+    melody_high: int = 91
+    pad_low: int = 55
+    melody_velocity: int = 80
+    pad_velocity: int = 48
+    bass_velocity: int = 78
+    staccato: float = 0.85
+    pad_pattern: str = "pulse"
+    bass_pattern: str = "root_fifth"
+    max_gap_seconds: float = 1.2
+    max_chord: int = 3
+
+
+@dataclass(frozen=True)
+class Q2Style(QuadrantStyle):
+    """Q2 angry/afraid: tense, fast, minor, low brass and strings, staccato."""
+
+    tempo: float = 132.0
+    key: str = "D minor"
+    pad_program: int = 61  # Brass Section
+    bass_program: int = 43  # Contrabass
+    melody_low: int = 33
+    melody_high: int = 84
+    pad_low: int = 43
+    bass_low: int = 28
+    melody_velocity: int = 88
+    pad_velocity: int = 62
+    bass_velocity: int = 90
+    staccato: float = 0.55
+    pad_pattern: str = "pulse"
+    bass_pattern: str = "eighths"
+    max_gap_seconds: float = 0.8
+    max_chord: int = 4
+    mode_bias: float = 0.6
+
+
+@dataclass(frozen=True)
+class Q3Style(QuadrantStyle):
+    """Q3 sad: slow, minor, sparse, dark."""
+
+    tempo: float = 88.0
+    key: str = "E minor"
+    pad_program: int = 49  # String Ensemble 2 (slow strings)
+    bass_program: int = 42  # Cello
+    melody_low: int = 36
+    melody_high: int = 88
+    pad_low: int = 45
+    bass_low: int = 31
+    melody_velocity: int = 52
+    pad_velocity: int = 42
+    bass_velocity: int = 50
+    pad_pattern: str = "sustain"
+    bass_pattern: str = "whole"
+    chord_beats: int = 4
+    max_gap_seconds: float = 1.6
+    max_chord: int = 3
+    mode_bias: float = 0.4
+
+
+@dataclass(frozen=True)
+class Q4Style(QuadrantStyle):
+    """Q4 calm/content: slow, major, soft pads."""
+
+    tempo: float = 96.0
+    key: str = "F major"
+    pad_program: int = 89  # Pad 2 (warm)
+    bass_program: int = 32  # Acoustic Bass
+    melody_low: int = 38
+    melody_high: int = 86
+    pad_low: int = 53
+    melody_velocity: int = 54
+    pad_velocity: int = 46
+    bass_velocity: int = 55
+    pad_pattern: str = "arpeggio"
+    bass_pattern: str = "half"
+    chord_beats: int = 4
+    max_gap_seconds: float = 1.5
+    max_chord: int = 3
+
+
 @dataclass(frozen=True)
 class MusicConfig:
     """Generation and rendering of the soundtrack."""
 
-    temperature: float = 1.0
+    temperature: float = 0.9
     top_p: float = 0.92
     transition_seconds: float = 1.0  # crossfade/cadence length at a segment boundary
     fade_out_seconds: float = 2.0
     soundfont: str = ""  # path to a .sf2; empty picks the best General MIDI soundfont installed
+    repeat_penalty: float = 0.1  # logits subtracted per recent use of a pitch
+    ngram_penalty: float = 1.0  # logits subtracted per repeat (beyond the first) of a recent 4-gram
+    q1: Q1Style = field(default_factory=Q1Style)
+    q2: Q2Style = field(default_factory=Q2Style)
+    q3: Q3Style = field(default_factory=Q3Style)
+    q4: Q4Style = field(default_factory=Q4Style)
+
+    def style(self, quadrant: str) -> QuadrantStyle:
+        """The style of "Q1".."Q4"."""
+        style: QuadrantStyle = getattr(self, quadrant.lower())
+        return style
 
     def validate(self) -> None:
         _positive(self, "temperature", "top_p")
-        _non_negative(self, "transition_seconds", "fade_out_seconds")
+        _non_negative(self, "transition_seconds", "fade_out_seconds", "repeat_penalty", "ngram_penalty")
         if self.top_p > 1:
             raise ConfigError("music.top_p must be in (0, 1]")
+        for style in (self.q1, self.q2, self.q3, self.q4):
+            style.validate()
 
 
 @dataclass(frozen=True)

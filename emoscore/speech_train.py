@@ -36,6 +36,7 @@ class AudioTrainOptions:
     epochs: int = 60
     seed: int = 0
     augment_copies: int = 3  # augmented variants per training clip, besides the clip itself
+    ensemble: int = 3  # CNNs trained with different seeds whose probabilities are averaged
     batch_size: int = 32
     patience: int = 12
     test_actors: tuple[int, ...] = TEST_ACTORS
@@ -121,7 +122,7 @@ def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, 
     return x, y
 
 
-def build_model(train_x: np.ndarray, seed: int) -> Any:
+def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn") -> Any:
     """The 1D CNN: (150, 27) frames -> 8 emotion probabilities. Feature scaling is inside the model."""
     from emoscore.tf_util import tf
 
@@ -143,7 +144,7 @@ def build_model(train_x: np.ndarray, seed: int) -> Any:
     x = layers.Dropout(0.4, seed=seed)(x)
     x = layers.Dense(64, activation="relu")(x)
     outputs = layers.Dense(N_EMOTIONS, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="speech_emotion_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
@@ -152,12 +153,13 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
 
 
 def fit(options: AudioTrainOptions, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        log: Callable[[str], None]) -> Any:
+        log: Callable[[str], None], seed: int, name: str = "speech_emotion_cnn") -> Any:
+    """Train one CNN with early stopping on the validation actors (on the training loss without them)."""
     from emoscore.tf_util import seed_everything, tf
 
-    seed_everything(options.seed)
+    seed_everything(seed)
     keras = tf().keras
-    model = build_model(train[0], options.seed)
+    model = build_model(train[0], seed, name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
     monitor = "val_loss" if len(val[0]) else "loss"
@@ -173,6 +175,23 @@ def fit(options: AudioTrainOptions, train: tuple[np.ndarray, np.ndarray], val: t
               validation_data=(val[0], onehot(val[1], N_EMOTIONS)) if len(val[0]) else None,
               class_weight=class_weights(train[1]), shuffle=True, verbose=0, callbacks=callbacks)
     return model
+
+
+def fit_ensemble(options: AudioTrainOptions, train: tuple[np.ndarray, np.ndarray],
+                 val: tuple[np.ndarray, np.ndarray], log: Callable[[str], None]) -> tuple[Any, list[Any]]:
+    """(one model averaging `options.ensemble` CNNs trained with seeds seed, seed+1, ..., the members)."""
+    from emoscore.tf_util import tf
+
+    keras = tf().keras
+    members = []
+    for k in range(options.ensemble):
+        log(f"model {k + 1}/{options.ensemble} (seed {options.seed + k})")
+        members.append(fit(options, train, val, log, options.seed + k, name=f"speech_cnn_{k}"))
+    if len(members) == 1:
+        return members[0], members
+    inputs = keras.Input((AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES))
+    outputs = keras.layers.Average()([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="speech_emotion_ensemble"), members
 
 
 def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -193,9 +212,11 @@ def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = p
     val_xy = build_windows(val, 0, options.seed, options.workers, log, "validation") if val else (
         np.zeros((0, AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES), np.float32), np.zeros(0, int))
     test_x, test_y = build_windows(test, 0, options.seed, options.workers, log, "test")
-    model = fit(options, train_xy, val_xy, log)
+    model, members = fit_ensemble(options, train_xy, val_xy, log)
     metrics = emotion_metrics(test_y, np.asarray(model(test_x, training=False)))
     metrics["test_actors"] = list(options.test_actors)
+    metrics["member_accuracy"] = [round(emotion_metrics(test_y, np.asarray(m(test_x, training=False)))["accuracy"], 4)
+                                  for m in members]
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     options.out.mkdir(parents=True, exist_ok=True)
     save_keras(model, options.out / "audio.keras")
@@ -204,7 +225,8 @@ def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = p
                  constants=feature_constants(), command=options.command, metrics=metrics,
                  data=f"RAVDESS speech ({options.ravdess.name}): {len(train)} train clips of actors "
                       f"{sorted({i.actor for i in train})}, {len(val)} validation, {len(test)} test",
-                 extra={"seed": options.seed, "augment_copies": options.augment_copies})
+                 extra={"seed": options.seed, "augment_copies": options.augment_copies,
+                        "ensemble": options.ensemble})
     return metrics
 
 

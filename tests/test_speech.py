@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from emoscore.constants import AUDIO_FRAME_RATE, AUDIO_SAMPLE_RATE, AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES, N_MFCC
+from emoscore.constants import (
+    AUDIO_FRAME_RATE,
+    AUDIO_SAMPLE_RATE,
+    AUDIO_WINDOW_FRAMES,
+    N_AUDIO_FEATURES,
+    N_MFCC,
+)
 from emoscore.data import ravdess
 from emoscore.errors import DataError
 from emoscore.speech import CENTROID_INDEX, RMS_INDEX, extract_features, speech_windows, window_starts

@@ -16,13 +16,14 @@ from emoscore.speech_train import AudioTrainOptions, evaluate_audio_model, train
 def test_toy_training_run_writes_a_loadable_verified_model(tmp_path: Path) -> None:
     root = fake_ravdess(tmp_path / "rav", [1, 2, 3, 4])
     out = tmp_path / "ckpt"
-    options = AudioTrainOptions(ravdess=root, out=out, epochs=2, seed=3, augment_copies=1,
+    options = AudioTrainOptions(ravdess=root, out=out, epochs=2, seed=3, augment_copies=1, ensemble=2,
                                 test_actors=(4,), val_actors=(3,), workers=1, command="test")
     lines: list[str] = []
     metrics = train_audio_model(options, log=lines.append)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 16
     assert np.asarray(metrics["confusion"]).sum() == 16
-    assert any("epoch   2" in line for line in lines)
+    assert any("epoch   2" in line for line in lines) and any("model 2/2" in line for line in lines)
+    assert len(metrics["member_accuracy"]) == 2
     manifest = json.loads((out / "manifest.json").read_text())
     entry = manifest["models"]["audio"]
     assert entry["metrics"]["test_actors"] == [4] and len(entry["files"]["model"]["sha256"]) == 64

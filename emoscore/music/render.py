@@ -1,0 +1,116 @@
+"""MIDI to stereo audio with FluidSynth and a General MIDI soundfont.
+
+Events (program selects, control changes, note on/off) are sent to a `fluidsynth.Synth` in time order
+and the audio between events is pulled with `get_samples`, so the output is exactly the requested number
+of samples, in stereo, whatever the MIDI holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoscore.constants import OUTPUT_SAMPLE_RATE
+from emoscore.errors import InputError, MediaToolError
+
+SYSTEM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+BUNDLED_SOUNDFONT = "TimGM6mb.sf2"  # shipped inside the pretty_midi package
+GAIN = 0.4  # FluidSynth master gain: headroom for a dense arrangement
+DRUM_CHANNEL = 9
+# Sort order of simultaneous events: controls and note-offs before note-ons.
+_CC, _OFF, _ON = 0, 1, 2
+
+
+def find_soundfont(path: str = "") -> Path:
+    """The soundfont to use: `path` if given (InputError if missing), else FluidR3_GM when installed,
+    else pretty_midi's bundled TimGM6mb.sf2."""
+    if path:
+        chosen = Path(path).expanduser()
+        if not chosen.is_file():
+            raise InputError(f"soundfont not found: {chosen}")
+        return chosen
+    if SYSTEM_SOUNDFONT.is_file():
+        return SYSTEM_SOUNDFONT
+    import pretty_midi
+
+    bundled = Path(pretty_midi.__file__).parent / BUNDLED_SOUNDFONT
+    if not bundled.is_file():
+        raise InputError("no General MIDI soundfont found; install fluid-soundfont-gm or pass one")
+    return bundled
+
+
+def midi_events(midi: Any) -> tuple[list[tuple[float, int, int, int, int]], list[tuple[int, int, bool]]]:
+    """Time-sorted (seconds, kind, channel, a, b) events and (channel, program, is_drum) per instrument.
+
+    Melodic instruments get channels 0..15 skipping 9 (instruments beyond 15 share channels); drums 9.
+    """
+    events: list[tuple[float, int, int, int, int]] = []
+    programs: list[tuple[int, int, bool]] = []
+    melodic = [c for c in range(16) if c != DRUM_CHANNEL]
+    n_melodic = 0
+    for inst in midi.instruments:
+        if inst.is_drum:
+            channel = DRUM_CHANNEL
+        else:
+            channel = melodic[n_melodic % len(melodic)]
+            n_melodic += 1
+        programs.append((channel, int(inst.program), bool(inst.is_drum)))
+        for cc in inst.control_changes:
+            events.append((float(cc.time), _CC, channel, int(cc.number), int(cc.value)))
+        for note in inst.notes:
+            events.append((float(note.start), _ON, channel, int(note.pitch), int(note.velocity)))
+            events.append((float(note.end), _OFF, channel, int(note.pitch), 0))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return events, programs
+
+
+def _open_synth(soundfont: Path, sample_rate: int, programs: list[tuple[int, int, bool]]) -> Any:
+    import fluidsynth
+
+    synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate))
+    sfid = synth.sfload(str(soundfont))
+    if sfid < 0:
+        synth.delete()
+        raise MediaToolError(f"fluidsynth cannot load soundfont {soundfont}")
+    for channel, program, is_drum in programs:
+        synth.program_select(channel, sfid, 128 if is_drum else 0, 0 if is_drum else program)
+    return synth
+
+
+def _pull(synth: Any, n: int) -> np.ndarray:
+    """(n, 2) float32 in [-1, 1]."""
+    if n <= 0:
+        return np.zeros((0, 2), np.float32)
+    raw = np.asarray(synth.get_samples(n), dtype=np.int16).reshape(-1, 2)
+    return raw.astype(np.float32) / 32768.0
+
+
+def render_midi(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RATE, soundfont: str = "") -> np.ndarray:
+    """Render `midi` to (round(duration * sample_rate), 2) float32 stereo: events past `duration` are
+    dropped, a shorter piece is padded with the synth's release tail (then silence)."""
+    if not duration > 0:
+        raise InputError(f"render duration must be > 0 s, got {duration}")
+    total = int(round(duration * sample_rate))
+    events, programs = midi_events(midi)
+    synth = _open_synth(find_soundfont(soundfont), sample_rate, programs)
+    try:
+        blocks, done = [], 0
+        for time, kind, channel, a, b in events:
+            at = min(int(round(time * sample_rate)), total)
+            blocks.append(_pull(synth, at - done))
+            done = max(done, at)
+            if done >= total:
+                break
+            if kind == _ON:
+                synth.noteon(channel, a, b)
+            elif kind == _OFF:
+                synth.noteoff(channel, a)
+            else:
+                synth.cc(channel, a, b)
+        blocks.append(_pull(synth, total - done))
+    finally:
+        synth.delete()
+    audio = np.concatenate(blocks)
+    return np.ascontiguousarray(audio[:total], dtype=np.float32)
