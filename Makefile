@@ -46,7 +46,8 @@ train-audio: setup
 	$(BIN)/emoscore train audio --ravdess $(SHARED)/ravdess-speech-16k
 
 train-visual: setup
-	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks
+	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks --compare-features \
+	  --gap-video tests/data/talking-head-a.mp4 --gap-video tests/data/talking-head-b.mp4
 
 train-music: setup
 	$(BIN)/emoscore train music --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def tf() -> Any:
-    """Import TensorFlow (once) with logging quietened."""
-    import tensorflow
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up chatter ignores TF_CPP_MIN_LOG_LEVEL.
 
-    tensorflow.get_logger().setLevel("ERROR")
+    Python exceptions still propagate; only text the native libraries write straight to fd 2 is dropped.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@functools.cache
+def tf() -> Any:
+    """Import TensorFlow (once), quietly, and create its CPU context so later calls print nothing."""
+    with native_stderr_silenced():
+        import tensorflow
+
+        tensorflow.get_logger().setLevel("ERROR")
+        tensorflow.constant(0.0) + 1.0  # initialises the runtime (its oneDNN notice goes to /dev/null)
     return tensorflow
 
 
