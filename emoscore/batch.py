@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ def plan(input_dir: Path, output_dir: Path | None) -> list[tuple[Path, Path]]:
                     if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and ".scored" not in p.suffixes)
     if not videos:
         raise InputError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in {input_dir}")
-    return [(video, default_output(video, output_dir)) for video in videos]
+    stems = Counter(video.stem for video in videos)
+    pairs = []
+    for video in videos:
+        output = default_output(video, output_dir)
+        if stems[video.stem] > 1:  # clip.mp4 and clip.mov would share their stems: name them clip-mp4, clip-mov
+            output = output.with_name(output.name.replace(video.stem, f"{video.stem}-{video.suffix[1:]}", 1))
+        pairs.append((video, output))
+    return pairs
 
 
 def _score_one(scorer: Scorer, pair: tuple[Path, Path]) -> BatchItem:

@@ -59,9 +59,16 @@ LANDMARK_MIRROR: tuple[int, ...] = (
 )
 LEFT_EYE = tuple(range(36, 42))  # the eye on the image's left (the subject's right eye)
 RIGHT_EYE = tuple(range(42, 48))
-# Face features fed to the CNN, per landmark: "coords" (x, y aligned), "distances" (to all 68 points),
+# Face features fed to the CNN, per landmark: "coords" (x, y aligned), "distances" (to all kept points),
 # or "both". Chosen by unseen-actor accuracy (see the manifest's visual entry).
 FACE_FEATURES = "both"
+# Which landmarks the CNN reads: "all" 68, or "no-jaw" (17-67: the jaw contour, where OpenFace and dlib
+# disagree most, dropped). Chosen by actor CV accuracy, then by the dlib/OpenFace gap (visual_train.py).
+FACE_POINTS = "all"
+# Similarity alignment: "eyes" (eye-centre midpoint at 0, eyes on the x axis, IOD 1) or "stable" (origin at
+# the centroid of the eye corners 36/39/42/45 and nose bridge 27-30, x axis through the eye-corner midpoints,
+# scaled so the eye-corner midpoints are 1 apart).
+FACE_ALIGNMENT = "eyes"
 FACE_UPSAMPLE_BELOW = 480  # px: frames whose longer side is shorter get the HOG detector's 2x upsampling
 FACE_DETECT_WIDTH = 320  # px: larger frames are searched for faces at this width first (4x fewer pixels at 640)
 

@@ -2,9 +2,11 @@
 emotion model's inference.
 
 Landmarks are (68, 2) float32 pixel coordinates in iBUG-68 order. Normalisation removes position, scale
-and in-plane rotation: the eye midpoint goes to the origin, the eyes onto the x axis (left eye at x < 0),
-and the inter-ocular distance becomes 1. Features are per landmark, so the CNN reads a (68, C) sequence
-along the iBUG contour order: aligned (x, y) ("coords"), distances to all 68 points ("distances"), or both.
+and in-plane rotation: with "eyes" alignment the eye midpoint goes to the origin, the eyes onto the x axis
+(left eye at x < 0) and the inter-ocular distance becomes 1; "stable" alignment uses the eye corners and the
+nose bridge instead (see constants.FACE_ALIGNMENT). Features are per kept landmark (constants.FACE_POINTS),
+so the CNN reads a (P, C) sequence along the iBUG contour order: aligned (x, y) ("coords"), distances to all
+P kept points ("distances"), or both.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from emoscore.constants import (
+    FACE_ALIGNMENT,
     FACE_DETECT_WIDTH,
     FACE_FEATURES,
+    FACE_POINTS,
     FACE_UPSAMPLE_BELOW,
     LANDMARK_MIRROR,
     LEFT_EYE,
@@ -33,14 +37,40 @@ from emoscore.errors import InputError, ModelError
 
 MODEL_NAME = "visual"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
-NORMALISATION = "eye-similarity-v1"  # recorded in the manifest: eye midpoint, eyes horizontal, IOD = 1
-FEATURE_CHANNELS = {"coords": 2, "distances": N_LANDMARKS, "both": 2 + N_LANDMARKS}
+# Recorded in the manifest, per alignment (see normalise_landmarks).
+NORMALISATIONS = {"eyes": "eye-similarity-v1", "stable": "stable-similarity-v1"}
+FEATURE_KINDS = ("coords", "distances", "both")
+# Landmarks the CNN reads; each set is closed under LANDMARK_MIRROR.
+POINT_SETS: dict[str, tuple[int, ...]] = {"all": tuple(range(N_LANDMARKS)), "no-jaw": tuple(range(17, N_LANDMARKS))}
+EYE_CORNERS = ((36, 39), (42, 45))  # (outer, inner) corners of the image-left eye, then the image-right eye
+NOSE_BRIDGE = (27, 28, 29, 30)
+STABLE_POINTS = (*EYE_CORNERS[0], *EYE_CORNERS[1], *NOSE_BRIDGE)
 
 
-def feature_constants(features: str = FACE_FEATURES) -> dict[str, Any]:
+def feature_channels(features: str = FACE_FEATURES, points: str = FACE_POINTS) -> int:
+    """Channels per landmark of a feature kind: 2 (coords), P (distances) or 2 + P (both)."""
+    n = len(point_set(points))
+    return {"coords": 2, "distances": n, "both": 2 + n}[_kind(features)]
+
+
+def point_set(points: str = FACE_POINTS) -> tuple[int, ...]:
+    if points not in POINT_SETS:
+        raise InputError(f"unknown face point set {points!r}; use one of {sorted(POINT_SETS)}")
+    return POINT_SETS[points]
+
+
+def _kind(features: str) -> str:
+    if features not in FEATURE_KINDS:
+        raise InputError(f"unknown face features {features!r}; use one of {sorted(FEATURE_KINDS)}")
+    return features
+
+
+def feature_constants(features: str = FACE_FEATURES, points: str = FACE_POINTS,
+                      alignment: str = FACE_ALIGNMENT) -> dict[str, Any]:
     """The constants a visual checkpoint depends on; recorded in and checked against the manifest."""
-    return {"n_landmarks": N_LANDMARKS, "features": features, "channels": FEATURE_CHANNELS[features],
-            "normalisation": NORMALISATION, "mirror": ",".join(map(str, LANDMARK_MIRROR))}
+    return {"n_landmarks": N_LANDMARKS, "features": features, "points": points,
+            "n_points": len(point_set(points)), "channels": feature_channels(features, points),
+            "normalisation": NORMALISATIONS[alignment], "mirror": ",".join(map(str, LANDMARK_MIRROR))}
 
 
 # --- landmark geometry -----------------------------------------------------------------------------
@@ -50,19 +80,28 @@ def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[..., LEFT_EYE, :].mean(axis=-2), points[..., RIGHT_EYE, :].mean(axis=-2)
 
 
-def normalise_landmarks(points: np.ndarray) -> np.ndarray:
-    """Similarity-align landmarks (..., 68, 2): eye midpoint at 0, eyes on the x axis, eye distance 1.
+def normalise_landmarks(points: np.ndarray, alignment: str = FACE_ALIGNMENT) -> np.ndarray:
+    """Similarity-align landmarks (..., 68, 2) so the result does not change when the input is translated,
+    scaled or rotated in the image plane.
 
-    The result does not change when the input is translated, scaled or rotated in the image plane.
+    "eyes": eye-centre midpoint at 0, eyes on the x axis, eye-centre distance 1. "stable": the centroid of
+    the eye corners and nose bridge (STABLE_POINTS) at 0, the line through the two eyes' corner midpoints on
+    the x axis, their distance 1 (eyelids and brows, which move with expression, play no part).
     """
     points = np.asarray(points, dtype=np.float64)
-    left, right = eye_centres(points)
+    if alignment == "eyes":
+        left, right = eye_centres(points)
+    elif alignment == "stable":
+        left, right = (points[..., list(corners), :].mean(axis=-2) for corners in EYE_CORNERS)
+    else:
+        raise InputError(f"unknown face alignment {alignment!r}; use one of {sorted(NORMALISATIONS)}")
     axis = right - left
     iod = np.linalg.norm(axis, axis=-1, keepdims=True)
     if np.any(iod < 1e-6):
         raise InputError("landmarks with coincident eye centres cannot be normalised")
     cos, sin = (axis / iod)[..., 0:1], (axis / iod)[..., 1:2]
-    centred = points - ((left + right) / 2)[..., None, :]
+    origin = (left + right) / 2 if alignment == "eyes" else points[..., list(STABLE_POINTS), :].mean(axis=-2)
+    centred = points - origin[..., None, :]
     x, y = centred[..., 0], centred[..., 1]
     aligned = np.stack([x * cos + y * sin, -x * sin + y * cos], axis=-1)
     return (aligned / iod[..., None]).astype(np.float32)
@@ -78,11 +117,11 @@ def mirror_landmarks(points: np.ndarray, width: float = 0.0) -> np.ndarray:
     return mirrored
 
 
-def landmark_features(aligned: np.ndarray, features: str = FACE_FEATURES) -> np.ndarray:
-    """Normalised landmarks (n, 68, 2) -> model input (n, 68, C) float32 (C from FEATURE_CHANNELS)."""
-    if features not in FEATURE_CHANNELS:
-        raise InputError(f"unknown face features {features!r}; use one of {sorted(FEATURE_CHANNELS)}")
-    aligned = np.asarray(aligned, dtype=np.float32)
+def landmark_features(aligned: np.ndarray, features: str = FACE_FEATURES, points: str = FACE_POINTS) -> np.ndarray:
+    """Normalised landmarks (n, 68, 2) -> model input (n, P, C) float32: P kept points (`points`), C from
+    feature_channels."""
+    features = _kind(features)
+    aligned = np.asarray(aligned, dtype=np.float32)[:, list(point_set(points))]
     parts = []
     if features in ("coords", "both"):
         parts.append(aligned)
@@ -177,13 +216,14 @@ class FrameProbs:
     landmarks: np.ndarray
 
 
-def predict_landmarks(model: Any, points: np.ndarray, features: str = FACE_FEATURES) -> np.ndarray:
+def predict_landmarks(model: Any, points: np.ndarray, features: str = FACE_FEATURES, kept: str = FACE_POINTS,
+                      alignment: str = FACE_ALIGNMENT) -> np.ndarray:
     """(n, 68, 2) pixel (or normalised) landmarks -> (n, 8) probabilities, averaged with the mirrored face."""
     if len(points) == 0:
         return np.zeros((0, N_EMOTIONS), dtype=np.float32)
-    aligned = normalise_landmarks(points)
+    aligned = normalise_landmarks(points, alignment)
     both = np.concatenate([aligned, mirror_landmarks(aligned)])
-    probs = np.asarray(model(landmark_features(both, features), training=False), dtype=np.float32)
+    probs = np.asarray(model(landmark_features(both, features, kept), training=False), dtype=np.float32)
     return (probs[: len(points)] + probs[len(points):]) / 2
 
 
@@ -224,18 +264,23 @@ REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "
            "mouth": range(48, 68)}
 
 
-def landmark_gap(reference: np.ndarray, other: np.ndarray, features: str = FACE_FEATURES) -> dict[str, Any]:
+def landmark_gap(reference: np.ndarray, other: np.ndarray, features: str = FACE_FEATURES,
+                 points: str = FACE_POINTS) -> dict[str, Any]:
     """How far normalised faces `other` (m, 68, 2) sit from `reference` (n, 68, 2), in IOD units and z-scores.
 
-    point shift: distance between the two mean shapes per landmark; z shift: |mean difference| of each
-    model feature over the reference's standard deviation; std ratio: spread of `other` over `reference`'s.
+    point shift: distance between the two mean shapes per landmark (all 68, by region); z shift: |mean
+    difference| of each model feature (kept points only) over the reference's standard deviation, overall
+    and by the region of the landmark it belongs to; std ratio: spread of `other` over `reference`'s.
     """
     shift = np.linalg.norm(reference.mean(axis=0) - other.mean(axis=0), axis=-1)
-    ref = landmark_features(reference, features).reshape(len(reference), -1)
-    oth = landmark_features(other, features).reshape(len(other), -1)
+    ref_f = landmark_features(reference, features, points)
+    ref = ref_f.reshape(len(reference), -1)
+    oth = landmark_features(other, features, points).reshape(len(other), -1)
+    owner = np.repeat(np.array(point_set(points)), ref_f.shape[-1])  # the landmark of each flat feature
     std = ref.std(axis=0)
     ok = std > 1e-6
     z = np.abs(oth.mean(axis=0) - ref.mean(axis=0))[ok] / std[ok]
+    z_owner = owner[ok]
     return {"n_reference": int(len(reference)), "n_other": int(len(other)),
             "mean_point_shift_iod": round(float(shift.mean()), 4),
             "max_point_shift_iod": round(float(shift.max()), 4),
@@ -244,6 +289,8 @@ def landmark_gap(reference: np.ndarray, other: np.ndarray, features: str = FACE_
             "feature_z_shift_mean": round(float(z.mean()), 3),
             "feature_z_shift_median": round(float(np.median(z)), 3),
             "feature_z_shift_max": round(float(z.max()), 3),
+            "feature_z_shift_by_region": {name: round(float(z[np.isin(z_owner, list(region))].mean()), 3)
+                                          for name, region in REGIONS.items() if np.isin(z_owner, list(region)).any()},
             "feature_std_ratio_mean": round(float((oth.std(axis=0)[ok] / std[ok]).mean()), 3)}
 
 

@@ -82,3 +82,18 @@ def test_exit_codes_are_distinct_and_nonzero(exc: type[errors.EmoscoreError]) ->
                                    errors.ChecksumError, errors.DataError, errors.ConfigError,
                                    errors.MediaToolError)]
     assert len(set(codes)) == len(codes) and exc.exit_code > 1
+
+
+def test_missing_output_folder_is_exit_6(tmp_path: Path, clip_b: Path) -> None:
+    code, out = run("score", str(clip_b), "-o", str(tmp_path / "no" / "such" / "out.mp4"))
+    assert code == errors.OutputError.exit_code == 6 and "does not exist" in out
+
+
+def test_output_onto_input_or_other_container_is_refused(tmp_path: Path, clip_b: Path) -> None:
+    copy = tmp_path / "in.mp4"
+    shutil.copy(clip_b, copy)
+    code, out = run("score", str(copy), "-o", str(copy), "--overwrite")
+    assert code == errors.OutputError.exit_code and "overwrite the input" in out
+    code, out = run("score", str(copy), "-o", str(tmp_path / "out.mkv"))
+    assert code == errors.OutputError.exit_code and "container" in out
+    assert copy.read_bytes() == clip_b.read_bytes()

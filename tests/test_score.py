@@ -122,3 +122,16 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, clip_b: Path, monkeypatc
     result = runner.invoke(app, ["score", str(tmp_path / "in.mp4")])
     assert result.exit_code == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_batch_plan_keeps_outputs_of_same_named_videos_apart(tmp_path: Path) -> None:
+    from emoscore.batch import plan
+
+    for name in ("clip.mp4", "clip.mov", "other.mkv", "clip.scored.mp4", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    beside = {i.name: o.name for i, o in plan(tmp_path, None)}
+    assert beside == {"clip.mov": "clip-mov.scored.mov", "clip.mp4": "clip-mp4.scored.mp4",
+                      "other.mkv": "other.scored.mkv"}
+    elsewhere = {i.name: o for i, o in plan(tmp_path, tmp_path / "out")}
+    assert elsewhere["other.mkv"] == tmp_path / "out" / "other.mkv"
+    assert elsewhere["clip.mov"] == tmp_path / "out" / "clip-mov.mov"
