@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from emoscore.constants import VIDEO_EXTENSIONS
 from emoscore.errors import EmoscoreError, InputError
-from emoscore.pipeline import ScoreOptions, Scorer, default_output
+from emoscore.pipeline import ScoreOptions, Scorer, default_output, verify_models
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,14 @@ def run_batch(pairs: list[tuple[Path, Path]], options: ScoreOptions, jobs: int =
             todo.append(pair)
     if not todo:
         return
+    verify_models(options.checkpoints)  # a bad checkpoint stops the batch once, not once per file
     if jobs <= 1:
         scorer = Scorer(options, log)
         for pair in todo:
             yield _score_one(scorer, pair)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options,)) as pool:
+    # spawn, not fork: a forked copy of a process that already runs TensorFlow can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(options,)) as pool:
         yield from pool.map(_worker_job, todo)

@@ -64,7 +64,7 @@ RIGHT_EYE = tuple(range(42, 48))
 FACE_FEATURES = "both"
 # Which landmarks the CNN reads: "all" 68, or "no-jaw" (17-67: the jaw contour, where OpenFace and dlib
 # disagree most, dropped). Chosen by actor CV accuracy, then by the dlib/OpenFace gap (visual_train.py).
-FACE_POINTS = "all"
+FACE_POINTS = "no-jaw"
 # Similarity alignment: "eyes" (eye-centre midpoint at 0, eyes on the x axis, IOD 1) or "stable" (origin at
 # the centroid of the eye corners 36/39/42/45 and nose bridge 27-30, x axis through the eye-corner midpoints,
 # scaled so the eye-corner midpoints are 1 apart).

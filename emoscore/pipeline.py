@@ -128,6 +128,20 @@ def absent(starts: np.ndarray) -> WindowProbs:
                        present=np.zeros(len(starts), dtype=bool))
 
 
+def verify_models(checkpoints: Path) -> None:
+    """Check every model `score` needs against the manifest (sha256, constants) without loading TensorFlow."""
+    from emoscore import face, speech
+    from emoscore.checkpoints import resolve_model
+    from emoscore.constants import QUADRANTS
+    from emoscore.music.compose import model_name
+    from emoscore.music.events import vocab_constants
+
+    resolve_model(checkpoints, face.MODEL_NAME, face.feature_constants())
+    resolve_model(checkpoints, speech.MODEL_NAME, speech.feature_constants())
+    for quadrant in QUADRANTS:
+        resolve_model(checkpoints, model_name(quadrant), vocab_constants())
+
+
 class Scorer:
     """Scores videos with models loaded once. Library code: reports through `log`, never prints."""
 

@@ -10,9 +10,13 @@ import pytest
 
 from emoscore.constants import LANDMARK_MIRROR, LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
 from emoscore.face import (
-    FEATURE_CHANNELS,
+    FEATURE_KINDS,
+    NORMALISATIONS,
+    POINT_SETS,
+    STABLE_POINTS,
     FaceLandmarker,
     eye_centres,
+    feature_channels,
     landmark_features,
     mirror_landmarks,
     normalise_landmarks,
@@ -51,12 +55,36 @@ def similarity(points: np.ndarray, angle_deg: float, scale: float, shift: tuple[
     return (points @ rotation.T) * scale + np.array(shift)
 
 
+@pytest.mark.parametrize("alignment", sorted(NORMALISATIONS))
 @pytest.mark.parametrize(("angle", "scale", "shift"), [(0, 1, (50, -20)), (0, 2.5, (0, 0)), (17, 1, (0, 0)),
                                                         (-30, 0.4, (310, 95))])
 def test_normalisation_removes_translation_scale_rotation(face: np.ndarray, angle: float, scale: float,
-                                                          shift: tuple[float, float]) -> None:
+                                                          shift: tuple[float, float], alignment: str) -> None:
     moved = similarity(face.astype(np.float64), angle, scale, shift)
-    np.testing.assert_allclose(normalise_landmarks(moved), normalise_landmarks(face), atol=1e-4)
+    np.testing.assert_allclose(normalise_landmarks(moved, alignment), normalise_landmarks(face, alignment),
+                               atol=1e-4)
+
+
+def test_stable_alignment_centres_the_stable_points_and_puts_eye_corners_1_apart(face: np.ndarray) -> None:
+    aligned = normalise_landmarks(similarity(face, 25, 1.7, (30, 40)), "stable")
+    np.testing.assert_allclose(aligned[list(STABLE_POINTS)].mean(axis=0), [0, 0], atol=1e-5)
+    left, right = aligned[[36, 39]].mean(axis=0), aligned[[42, 45]].mean(axis=0)
+    np.testing.assert_allclose(right - left, [1, 0], atol=1e-5)
+
+
+def test_stable_alignment_ignores_eyelids_and_brows(face: np.ndarray) -> None:
+    moved = face.copy()
+    moved[[37, 38, 40, 41, 43, 44, 46, 47]] += 9.0  # eyelids
+    moved[17:27] -= 5.0  # brows
+    np.testing.assert_allclose(normalise_landmarks(moved, "stable")[48:], normalise_landmarks(face, "stable")[48:],
+                               atol=1e-5)
+    assert not np.allclose(normalise_landmarks(moved, "eyes")[48:], normalise_landmarks(face, "eyes")[48:])
+
+
+@pytest.mark.parametrize("points", sorted(POINT_SETS))
+def test_point_sets_are_closed_under_mirroring(points: str) -> None:
+    kept = set(POINT_SETS[points])
+    assert {LANDMARK_MIRROR[i] for i in kept} == kept
 
 
 def test_normalised_eyes_sit_at_plus_minus_half(face: np.ndarray) -> None:
@@ -86,13 +114,25 @@ def test_mirror_commutes_with_normalisation(face: np.ndarray) -> None:
                                mirror_landmarks(normalise_landmarks(face)), atol=1e-5)
 
 
-@pytest.mark.parametrize("features", sorted(FEATURE_CHANNELS))
-def test_feature_shapes(face: np.ndarray, features: str) -> None:
-    x = landmark_features(normalise_landmarks(face[None]), features)
-    assert x.shape == (1, N_LANDMARKS, FEATURE_CHANNELS[features]) and x.dtype == np.float32
+@pytest.mark.parametrize("points", sorted(POINT_SETS))
+@pytest.mark.parametrize("features", FEATURE_KINDS)
+def test_feature_shapes(face: np.ndarray, features: str, points: str) -> None:
+    x = landmark_features(normalise_landmarks(face[None]), features, points)
+    n = len(POINT_SETS[points])
+    assert x.shape == (1, n, feature_channels(features, points)) and x.dtype == np.float32
     if features == "distances":
         np.testing.assert_allclose(x[0], x[0].T, atol=1e-6)
         np.testing.assert_allclose(np.diag(x[0]), 0, atol=1e-6)
+    if features != "distances":
+        np.testing.assert_allclose(x[0, :, :2], normalise_landmarks(face)[list(POINT_SETS[points])], atol=1e-6)
+
+
+def test_no_jaw_features_do_not_see_the_jaw(face: np.ndarray) -> None:
+    moved = face.copy()
+    moved[:17] += np.random.default_rng(1).normal(0, 10, (17, 2))
+    for points, same in (("no-jaw", True), ("all", False)):
+        a, b = (landmark_features(normalise_landmarks(f[None]), "both", points) for f in (face, moved))
+        assert np.allclose(a, b, atol=1e-5) == same
 
 
 def test_predictor_is_found_without_importing_its_package() -> None:

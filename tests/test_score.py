@@ -99,7 +99,7 @@ def test_batch_carries_on_past_bad_files_and_skips_done(tmp_path: Path, clip_a: 
            "-t", "3", "-c:v", "libx264", "-c:a", "aac", str(videos / "noface.mkv"))  # voice, no face
     (videos / "broken.mp4").write_bytes(b"\x00" * 1000)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["score", str(videos), "-o", str(out)])
+    result = runner.invoke(app, ["score", str(videos), "-o", str(out), "--jobs", "2"])
     assert result.exit_code == errors.NotAVideoError.exit_code, result.output
     assert (out / "silent.mp4").exists() and (out / "noface.mkv").exists()
     assert not (out / "broken.mp4").exists()

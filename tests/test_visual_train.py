@@ -14,8 +14,11 @@ from emoscore.constants import LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
 from emoscore.errors import DataError
 from emoscore.face import landmark_gap
 from emoscore.visual_train import (
+    TRACKER_NOISE_IOD,
     VisualTrainOptions,
+    actor_cv,
     augmented,
+    jitter,
     load_videos,
     pick_frames,
     read_landmark_csv,
@@ -91,6 +94,18 @@ def test_augmentation_keeps_labels_aligned() -> None:
     np.testing.assert_array_equal(x[:5], faces)
 
 
+def test_tracker_noise_moves_each_region_as_a_block() -> None:
+    faces = np.zeros((400, N_LANDMARKS, 2), np.float32)
+    plain = jitter(faces, np.random.default_rng(3))
+    noisy = jitter(faces, np.random.default_rng(3), tracker_noise=True)
+    extra = noisy - plain  # same random stream up to the region offsets, which come last
+    jaw, nose = extra[:, :17], extra[:, 27:36]
+    np.testing.assert_allclose(jaw, jaw[:, :1].repeat(17, axis=1), atol=1e-5)
+    np.testing.assert_allclose(nose, nose[:, :1].repeat(9, axis=1), atol=1e-5)
+    assert jaw[:, 0].std() == pytest.approx(TRACKER_NOISE_IOD["jaw"], rel=0.15)
+    np.testing.assert_allclose(extra[:, 36:48], 0, atol=1e-6)  # eyes: no offset
+
+
 def test_gap_of_a_set_with_itself_is_zero() -> None:
     from emoscore.face import normalise_landmarks
 
@@ -98,6 +113,20 @@ def test_gap_of_a_set_with_itself_is_zero() -> None:
     faces = normalise_landmarks(np.stack([synthetic_face(rng, e % 8) for e in range(16)]))
     gap = landmark_gap(faces, faces)
     assert gap["mean_point_shift_iod"] == 0 and gap["feature_z_shift_max"] == 0
+    assert set(gap["feature_z_shift_by_region"]) <= {"jaw", "brows", "nose", "eyes", "mouth"}
+
+
+def test_gap_without_the_jaw_ignores_a_jaw_shift() -> None:
+    from emoscore.face import normalise_landmarks
+
+    rng = np.random.default_rng(0)
+    faces = normalise_landmarks(np.stack([synthetic_face(rng, e % 8) for e in range(16)]))
+    moved = faces.copy()
+    moved[:, :17, 1] += 2.0  # several standard deviations of these random faces
+    assert landmark_gap(faces, moved, points="all")["feature_z_shift_max"] > 1
+    gap = landmark_gap(faces, moved, points="no-jaw")
+    assert gap["feature_z_shift_max"] == 0 and "jaw" not in gap["feature_z_shift_by_region"]
+    assert gap["point_shift_by_region_iod"]["jaw"] == pytest.approx(2.0, abs=1e-3)
 
 
 def test_video_reader_landmarks_a_ravdess_named_clip(tmp_path: Path) -> None:
@@ -135,6 +164,7 @@ def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path
     assert (out / "visual.keras").exists() and (out / "visual_metrics.json").exists()
     entry = model_entry(out, "visual")
     assert entry["constants"]["features"] == options.features and "actors 01-04" in entry["data"]
+    assert entry["constants"]["points"] == options.points and "landmark_choice" in entry
     probs = FaceEmotionModel(out).predict(synthetic_face(np.random.default_rng(5))[None])
     assert probs.shape == (1, N_EMOTIONS)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -145,6 +175,19 @@ def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path
                                       "--checkpoints", str(out), "--actors", "4"])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
+
+
+def test_actor_cv_holds_out_each_actor_group_once(toy_landmarks: Path) -> None:
+    from emoscore.visual_train import load_landmark_csvs
+
+    data = load_landmark_csvs(toy_landmarks)
+    options = VisualTrainOptions(epochs=1, augment_copies=0, batch_size=16, points="no-jaw", alignment="stable",
+                                 tracker_noise=True)
+    probe = np.stack([synthetic_face(np.random.default_rng(9))])
+    result = actor_cv(options, data, folds=4, probe=probe)  # each fold: 1 train, 2 validation, 1 test actor
+    assert [f["held_out"] for f in result["folds"]] == [[1], [2], [3], [4]]
+    assert 0 <= result["accuracy"] <= 1 and 0 <= result["quadrant_accuracy"] <= 1
+    assert len(result["probe_probs"]) == 4 and result["probe_probs"][0].shape == (1, N_EMOTIONS)
 
 
 def test_training_needs_exactly_one_source(tmp_path: Path) -> None:
