@@ -281,14 +281,9 @@ def build_model(train_x: np.ndarray, seed: int) -> Any:
     return keras.Model(inputs, outputs, name="face_emotion_cnn")
 
 
-def class_weights(y: np.ndarray) -> dict[int, float]:
-    counts = np.bincount(y, minlength=N_EMOTIONS).astype(float)
-    return {i: float(len(y) / (N_EMOTIONS * c)) if c else 1.0 for i, c in enumerate(counts)}
-
-
 def fit(options: VisualTrainOptions, train: LandmarkSet, val: LandmarkSet, log: Log) -> Any:
     """Train on jittered copies of `train`'s faces, early-stopping on `val`'s (if any)."""
-    from emoscore.tf_util import seed_everything, tf
+    from emoscore.tf_util import fit_classifier, seed_everything, tf
 
     seed_everything(options.seed)
     keras = tf().keras
@@ -298,22 +293,10 @@ def fit(options: VisualTrainOptions, train: LandmarkSet, val: LandmarkSet, log: 
     model = build_model(x, options.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
-    has_val = len(val.labels) > 0
-    monitor = "val_loss" if has_val else "loss"
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=options.patience,
-                                               restore_best_weights=True),
-                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=6),
-                 keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: log(
-                     f"  epoch {epoch + 1:3d}  loss {logs['loss']:.3f}  acc {logs['accuracy']:.3f}"
-                     + (f"  val_loss {logs['val_loss']:.3f}  val_acc {logs['val_accuracy']:.3f}"
-                        if "val_loss" in logs else "")))]
-    onehot = keras.utils.to_categorical
     val_data = (landmark_features(normalise_landmarks(val.points, options.alignment), options.features,
-                                  options.points),
-                onehot(val.labels, N_EMOTIONS)) if has_val else None
-    model.fit(x, onehot(labels, N_EMOTIONS), epochs=options.epochs, batch_size=options.batch_size,
-              validation_data=val_data, class_weight=class_weights(labels), shuffle=True, verbose=0,
-              callbacks=callbacks)
+                                  options.points), val.labels) if len(val.labels) else None
+    fit_classifier(model, x, labels, val_data, n_classes=N_EMOTIONS, epochs=options.epochs,
+                   batch_size=options.batch_size, patience=options.patience, lr_patience=6, log=log)
     return model
 
 
