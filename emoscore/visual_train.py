@@ -6,26 +6,23 @@ x_0..x_67, y_0..y_67 found by name) or RAVDESS videos, landmarked here with dlib
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS, N_EMOTIONS, N_LANDMARKS
+from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS, N_EMOTIONS
 from emoscore.data import ravdess
+from emoscore.data.landmarks import LandmarkSet, load_landmark_csvs, load_videos
 from emoscore.errors import DataError
 from emoscore.face import (
     FEATURE_KINDS,
     MODEL_NAME,
     REGIONS,
-    FaceLandmarker,
     dlib_landmarks_of,
     feature_constants,
     landmark_features,
@@ -36,11 +33,6 @@ from emoscore.face import (
 )
 from emoscore.metrics import emotion_metrics
 
-CSV_SUFFIXES = (".csv",)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
-MIN_CONFIDENCE = 0.8  # OpenFace tracking confidence below which a frame is dropped
-VIDEO_FRAME_RATE = 2.0  # frames per second sampled from a RAVDESS video
-VIDEO_SKIP_SECONDS = 1.0  # RAVDESS clips open on a still face before the actor speaks
 Log = Callable[[str], None]
 # Why constants.FACE_FEATURES is "both": 5-fold leave-4-actors-out CV over actors 01-20 with this network
 # (8 jittered copies, seed 0) gave 8-class / quadrant accuracy coords 0.383 / 0.570, distances 0.391 / 0.561,
@@ -92,122 +84,6 @@ class VisualTrainOptions:
     command: str = "emoscore train visual"
     workers: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LandmarkSet:
-    """Faces of a set of clips: points (n, 68, 2) pixels, labels (n,), actors (n,), and a description."""
-
-    points: np.ndarray
-    labels: np.ndarray
-    actors: np.ndarray
-    source: str
-
-    def select(self, actors: Sequence[int]) -> LandmarkSet:
-        keep = np.isin(self.actors, list(actors))
-        return LandmarkSet(self.points[keep], self.labels[keep], self.actors[keep], self.source)
-
-
-# --- readers ---------------------------------------------------------------------------------------------
-
-def pick_frames(n: int, k: int) -> np.ndarray:
-    """Indices of k frames evenly spaced over n, centred (k=1 gives the middle one)."""
-    k = min(k, n)
-    return np.floor((np.arange(k) + 0.5) * n / k).astype(int)
-
-
-def read_landmark_csv(path: Path, frames_per_clip: int = 1,
-                      min_confidence: float = MIN_CONFIDENCE) -> np.ndarray:
-    """An OpenFace CSV -> (k, 68, 2) float32 pixel landmarks of up to `frames_per_clip` good frames.
-
-    Columns are found by name (spaces around names ignored); frames with `confidence` below
-    `min_confidence` or `success` 0 are dropped. k may be 0 when no frame is good.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read landmark file {path}: {exc}") from None
-    if not rows:
-        raise DataError(f"empty landmark file: {path}")
-    index = {name.strip(): i for i, name in enumerate(rows[0])}
-    wanted = [f"x_{i}" for i in range(N_LANDMARKS)] + [f"y_{i}" for i in range(N_LANDMARKS)]
-    missing = [name for name in wanted if name not in index]
-    if missing:
-        raise DataError(f"landmark file {path} lacks columns {', '.join(missing[:4])}"
-                        f"{' …' if len(missing) > 4 else ''} (expected OpenFace x_0..x_67, y_0..y_67)")
-    try:
-        table = np.array([[float(row[index[n]]) for n in wanted] for row in rows[1:] if row],
-                         dtype=np.float32).reshape(-1, len(wanted))
-        good = _good_frames(rows[1:], index, min_confidence)
-    except (ValueError, IndexError) as exc:
-        raise DataError(f"landmark file {path} has a malformed row: {exc}") from None
-    table = table.reshape(-1, 2, N_LANDMARKS).transpose(0, 2, 1)[good]
-    table = table[np.isfinite(table).all(axis=(1, 2))]
-    return table[pick_frames(len(table), frames_per_clip)]
-
-
-def _good_frames(rows: list[list[str]], index: dict[str, int], min_confidence: float) -> np.ndarray:
-    rows = [row for row in rows if row]
-    good = np.ones(len(rows), dtype=bool)
-    if "confidence" in index:
-        good &= np.array([float(row[index["confidence"]]) >= min_confidence for row in rows], dtype=bool)
-    if "success" in index:
-        good &= np.array([float(row[index["success"]]) > 0 for row in rows], dtype=bool)
-    return good
-
-
-def _stack(groups: list[tuple[ravdess.RavdessItem, np.ndarray]], source: str, log: Log) -> LandmarkSet:
-    kept = [(item, pts) for item, pts in groups if len(pts)]
-    if len(kept) < len(groups):
-        log(f"  {len(groups) - len(kept)} of {len(groups)} clips have no usable face frame; skipped")
-    if not kept:
-        raise DataError(f"no usable face landmarks in {source}")
-    points = np.concatenate([pts for _, pts in kept]).astype(np.float32)
-    labels = np.concatenate([np.full(len(pts), item.emotion) for item, pts in kept])
-    actors = np.concatenate([np.full(len(pts), item.actor) for item, pts in kept])
-    return LandmarkSet(points, labels, actors, source)
-
-
-def load_landmark_csvs(root: Path, frames_per_clip: int = 1, log: Log = lambda _: None) -> LandmarkSet:
-    """Every speech clip's landmarks from a folder of official RAVDESS landmark CSVs."""
-    items = [i for i in ravdess.scan(root, CSV_SUFFIXES) if i.vocal_channel == 1]
-    groups = [(item, read_landmark_csv(item.path, frames_per_clip)) for item in items]
-    return _stack(groups, f"OpenFace landmark CSVs ({Path(root).name})", log)
-
-
-def video_landmarks(path: Path, frames_per_clip: int = 1, frame_rate: float = VIDEO_FRAME_RATE,
-                    max_width: int = 640) -> np.ndarray:
-    """dlib landmarks (k, 68, 2) of up to `frames_per_clip` frames sampled after the first second."""
-    from emoscore.media import iter_frames, probe
-
-    landmarker = FaceLandmarker()
-    found = [p for t, frame in iter_frames(probe(path), frame_rate, max_width)
-             if t >= VIDEO_SKIP_SECONDS and (p := landmarker.detect(frame)) is not None]
-    points = np.array(found, dtype=np.float32).reshape(-1, N_LANDMARKS, 2)
-    return points[pick_frames(len(points), frames_per_clip)]
-
-
-def _video_job(args: tuple[Path, int]) -> np.ndarray:
-    return video_landmarks(*args)
-
-
-def load_videos(root: Path, frames_per_clip: int = 1, workers: int = 2,
-                log: Log = lambda _: None) -> LandmarkSet:
-    """Every speech clip's dlib landmarks from a folder of RAVDESS videos (01-01-... or 02-01-...)."""
-    items = [i for i in ravdess.scan(root, VIDEO_SUFFIXES) if i.vocal_channel == 1 and i.modality in (1, 2)]
-    if not items:
-        raise DataError(f"no RAVDESS speech videos (01-01-* or 02-01-*) under {root}")
-    groups = []
-    step = max(len(items) // 10, 1)
-    jobs = [(item.path, frames_per_clip) for item in items]
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.map(_video_job, jobs, chunksize=4) if pool is not None else map(_video_job, jobs)
-        for i, points in enumerate(results):
-            groups.append((items[i], points))
-            if (i + 1) % step == 0 or i + 1 == len(items):
-                log(f"  landmarked {i + 1}/{len(items)} videos")
-    return _stack(groups, f"RAVDESS videos ({Path(root).name}) landmarked with dlib", log)
 
 
 def load_training_set(options: VisualTrainOptions, log: Log) -> LandmarkSet:

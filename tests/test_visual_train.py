@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emoscore.constants import LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
+from emoscore.data.landmarks import load_landmark_csvs, load_videos, pick_frames, read_landmark_csv
 from emoscore.errors import DataError
 from emoscore.face import landmark_gap
 from emoscore.visual_train import (
@@ -19,9 +20,6 @@ from emoscore.visual_train import (
     actor_cv,
     augmented,
     jitter,
-    load_videos,
-    pick_frames,
-    read_landmark_csv,
     train_visual_model,
 )
 
@@ -178,7 +176,6 @@ def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path
 
 
 def test_actor_cv_holds_out_each_actor_group_once(toy_landmarks: Path) -> None:
-    from emoscore.visual_train import load_landmark_csvs
 
     data = load_landmark_csvs(toy_landmarks)
     options = VisualTrainOptions(epochs=1, augment_copies=0, batch_size=16, points="no-jaw", alignment="stable",
