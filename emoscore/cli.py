@@ -372,13 +372,13 @@ def compose(
         midi.write(str(tmp))
     typer.echo(f"wrote {output}")
     if wav is not None:
-        import soundfile
-
+        from emoscore.constants import OUTPUT_SAMPLE_RATE
+        from emoscore.media import write_wav
         from emoscore.music.render import render_midi
 
-        audio = render_midi(midi, seconds, soundfont=music.soundfont)
+        audio = render_midi(midi, seconds, OUTPUT_SAMPLE_RATE, soundfont=music.soundfont)
         with atomic_path(wav, overwrite) as tmp:
-            soundfile.write(str(tmp), audio, 44_100, subtype="PCM_16", format="WAV")
+            write_wav(tmp, audio, OUTPUT_SAMPLE_RATE)
         typer.echo(f"wrote {wav}")
 
 
