@@ -49,6 +49,7 @@ class SmoothingConfig:
     switch_penalty: float = 2.0  # Viterbi log-cost of changing quadrant between windows
     scene_snap_seconds: float = 1.5  # a boundary this close to a scene cut moves onto it
     scene_threshold: float = 0.35  # histogram distance in [0, 1] above which two sampled frames are a cut
+    uniform_quadrant_prior: bool = True  # undo the models' 2:3:1:2 RAVDESS prior over Q1..Q4 (timeline.py)
 
     def validate(self) -> None:
         _positive(self, "min_segment_seconds", "scene_threshold")

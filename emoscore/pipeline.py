@@ -180,7 +180,8 @@ class Scorer:
         return ScoreResult(input_path, output, info.duration, list(timeline.segments), warnings, watch.timings)
 
     def _analyse(self, info: media.VideoInfo, watch: Stopwatch, warnings: list[str]) -> Any:
-        from emoscore.timeline import SceneDetector, build_timeline
+        from emoscore.scenes import SceneDetector
+        from emoscore.timeline import build_timeline
 
         cfg = self.options.config
         starts = window_starts(info.duration, cfg.analysis.window_seconds, cfg.analysis.hop_seconds)

@@ -10,20 +10,18 @@ import pytest
 from emoscore.config import Config, FusionConfig, SmoothingConfig
 from emoscore.constants import EMOTIONS, QUADRANTS
 from emoscore.errors import InputError
+from emoscore.scenes import SceneDetector, scene_cuts, snap_to_cuts
 from emoscore.speech import WindowProbs, window_starts
 from emoscore.timeline import (
     CSV_HEADER,
     NEUTRAL_PRIOR,
-    SceneDetector,
     Timeline,
     build_timeline,
     enforce_min_length,
     fuse,
     quadrant_probs,
     run_edges,
-    scene_cuts,
     segments_from_json,
-    snap_to_cuts,
     timeline_to_csv,
     timeline_to_json,
     valence_arousal,
@@ -288,3 +286,16 @@ def test_csv_has_the_header_and_one_row_per_window() -> None:
     assert first["quadrant"] == "Q1" and first["visual_present"] == "1" and first["source"] == "both"
     assert sum(float(first[e]) for e in EMOTIONS) == pytest.approx(1.0, abs=1e-3)
     assert rows[-1][CSV_HEADER.index("end")] == "14.0"  # the last window is clipped to the clip
+
+
+def test_uniform_quadrant_prior_undoes_the_training_prior() -> None:
+    undecided = np.full((1, 8), 1 / 8, dtype=np.float32)
+    np.testing.assert_allclose(quadrant_probs(undecided), [[0.25, 0.375, 0.125, 0.25]], atol=1e-6)
+    np.testing.assert_allclose(quadrant_probs(undecided, uniform_prior=True), [[0.25] * 4], atol=1e-6)
+    sure = np.zeros((1, 8), dtype=np.float32)
+    sure[0, 3] = 1.0  # sad: the correction never moves a confident window
+    assert quadrant_probs(sure, uniform_prior=True)[0].argmax() == 2
+    # Q2 0.45 spread over three emotions vs Q4 0.31 over two: Q2 without the correction, Q4 with it.
+    mixed = np.array([[0.14, 0.17, 0.03, 0.09, 0.13, 0.13, 0.19, 0.12]], dtype=np.float32)
+    assert quadrant_probs(mixed)[0].argmax() == 1
+    assert quadrant_probs(mixed, uniform_prior=True)[0].argmax() == 3
