@@ -91,7 +91,20 @@ def run(seconds: float) -> None:
         half = sum(results[seconds / 2][2].timings.values())
         print(f"linearity                 {seconds / 2:.0f} s clip {half:.2f} s -> {seconds:.0f} s clip {total:.2f} s "
               f"(ratio {total / half:.2f}, linear = 2.00)")
+        face_costs(scorer, config.analysis.frame_rate, config.analysis.max_face_width)
         print(f"peak RSS                  {peak_rss_mb():7.0f} MB")
+
+
+def face_costs(scorer: Scorer, frame_rate: float, max_width: int) -> None:
+    """Per-frame detection + landmarks and model cost on each sample clip at its own size."""
+    from emoscore.face import frame_cost
+
+    for clip in ("talking-head-a.mp4", "talking-head-b.mp4"):
+        info = media.probe(SAMPLES / clip)
+        cost = frame_cost(scorer.load_models()[0], list(media.iter_frames(info, frame_rate, max_width)))
+        size = "x".join(map(str, media.frame_size(info, max_width)))
+        print(f"face cost {clip:<18} {cost['total_ms']:5.1f} ms/frame at {size} (detect + landmarks "
+              f"{cost['detect_ms']:.1f}, model {cost['model_ms']:.1f}; {cost['faces']:.0f}/{cost['frames']:.0f} faces)")
 
 
 def main() -> None:

@@ -54,10 +54,6 @@ class ScoreResult:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def stems(self) -> dict[str, Path]:
-        return {suffix: stem_path(self.output, suffix) for suffix in STEM_SUFFIXES}
-
 
 def stem_path(output: Path, suffix: str) -> Path:
     """Where the stem with `suffix` of a scored video `output` goes: clip.scored.mp4 -> clip.scored.music.mid."""
