@@ -221,7 +221,8 @@ class MixConfig:
     """Mixing the soundtrack under the dialogue."""
 
     music_gain_db: float = 0.0  # user trim on top of loudness normalisation
-    music_loudness_db: float = -26.0  # target RMS level of the music bed, dBFS
+    music_loudness_db: float = -26.0  # target RMS level of the music bed under dialogue, dBFS
+    music_alone_loudness_db: float = -18.0  # the level when the music is the only audio (--replace-audio, no audio)
     duck_db: float = -10.0  # extra attenuation of the music while someone speaks
     attack_ms: float = 60.0
     release_ms: float = 400.0

@@ -248,14 +248,16 @@ def mix(dialogue: np.ndarray | None, music: np.ndarray, sample_rate: int, config
     """The soundtrack (len(music), 2) float32: music levelled, faded, ducked under speech, plus dialogue.
 
     dialogue: (n,) or (n, 2) at sample_rate, padded/trimmed to len(music) and otherwise untouched; None
-    or replace_audio gives the music alone, without ducking. The sum is peak-limited.
+    or replace_audio gives the music alone, without ducking, at the louder music_alone_loudness_db (it is
+    then the whole soundtrack, not a bed). The sum is peak-limited.
     """
     config = config or MixConfig()
     music = to_stereo(music)
-    level = config.music_loudness_db + config.music_gain_db
+    alone = dialogue is None or replace_audio
+    level = (config.music_alone_loudness_db if alone else config.music_loudness_db) + config.music_gain_db
     bed = normalise_loudness(music, level, sample_rate)
     bed = fade_out(fade_in(bed, sample_rate), sample_rate, fade_out_seconds)
-    if dialogue is not None and not replace_audio:
+    if not alone:
         speech = fit_length(to_stereo(dialogue), len(bed))
         activity = voice_activity(speech, sample_rate)
         bed *= duck_envelope(activity, len(bed), sample_rate, config.duck_db, config.attack_ms,
