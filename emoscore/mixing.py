@@ -257,7 +257,7 @@ def mix(dialogue: np.ndarray | None, music: np.ndarray, sample_rate: int, config
     level = (config.music_alone_loudness_db if alone else config.music_loudness_db) + config.music_gain_db
     bed = normalise_loudness(music, level, sample_rate)
     bed = fade_out(fade_in(bed, sample_rate), sample_rate, fade_out_seconds)
-    if not alone:
+    if dialogue is not None and not alone:
         speech = fit_length(to_stereo(dialogue), len(bed))
         activity = voice_activity(speech, sample_rate)
         bed *= duck_envelope(activity, len(bed), sample_rate, config.duck_db, config.attack_ms,
