@@ -61,6 +61,11 @@ def checkpoint_dir(path: Path | None) -> Path:
     return path if path is not None else default_checkpoint_dir()
 
 
+def invoked_command() -> str:
+    """The command line as typed, recorded in the manifest next to what it trained."""
+    return " ".join(["emoscore", *sys.argv[1:]])
+
+
 def parse_actors(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -211,7 +216,7 @@ def train_audio(
     from emoscore.speech_train import AudioTrainOptions, train_audio_model
 
     options = AudioTrainOptions(ravdess=ravdess, out=checkpoint_dir(out), epochs=epochs, seed=seed, ensemble=ensemble,
-                                command=" ".join(["emoscore", *sys.argv[1:]]))
+                                command=invoked_command())
     metrics = train_audio_model(options, log=typer.echo)
     echo_metrics("test actors (never seen in training):", metrics)
 
@@ -259,7 +264,7 @@ def train_visual(
     options = VisualTrainOptions(
         landmarks=landmarks, videos=videos, out=checkpoint_dir(out), epochs=epochs, seed=seed,
         frames_per_clip=frames_per_clip, compare_features=compare_features, gap_videos=tuple(gap_video or ()),
-        command=" ".join(["emoscore", *sys.argv[1:]]))
+        command=invoked_command())
     metrics = train_visual_model(options, log=typer.echo)
     echo_metrics("test actors (never seen in training):", metrics)
 
@@ -302,7 +307,7 @@ def train_music(
 
     options = MusicTrainOptions(data=data, vgmidi=vgmidi, out=checkpoint_dir(out), seed=seed,
                                 lstm=dataclasses.replace(LstmOptions(), epochs=epochs), eval_pieces=eval_pieces,
-                                command=" ".join(["emoscore", *sys.argv[1:]]))
+                                command=invoked_command())
     result = train_music_models(options, log=typer.echo)
     for quadrant, metrics in result["lstm"].items():
         typer.echo(f"{quadrant} LSTM validation loss {metrics['val_loss']:.3f} nats/note")
