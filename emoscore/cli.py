@@ -6,15 +6,17 @@ Heavy imports (TensorFlow, librosa, dlib) happen inside each command, after argu
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from emoscore.errors import EmoscoreError
+from emoscore.errors import Terminated, as_emoscore_error, interrupt_exit_code
 
 app = typer.Typer(help="Score videos of people speaking with music that follows their emotions.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -31,17 +33,48 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # handled like Ctrl-C
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    for other in STOP_SIGNALS:  # a second signal must not interrupt the clean-up of the first
+        signal.signal(other, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_as_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM/SIGHUP raise Terminated (a KeyboardInterrupt) in the main thread, so
+    the same clean-up as Ctrl-C runs: staging folders and claims removed, workers stopped."""
+    try:
+        previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS}
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def handle_errors(func: F) -> F:
-    """Turn the package's exceptions (and Ctrl-C) into a one-line message and a non-zero exit."""
+    """Turn every exception into a one-line message and an exit code: the package's errors their own code,
+    Ctrl-C 130, SIGTERM 143 / SIGHUP 129, a full disk 6, anything unexpected 1. Never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
-        except EmoscoreError as exc:
-            raise fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+            with stop_signals_as_interrupts():
+                return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt as exc:
+            message = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
+            raise fail(message, interrupt_exit_code(exc)) from None
+        except Exception as exc:
+            error = as_emoscore_error(exc)
+            raise fail(str(error), error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -103,7 +136,25 @@ def info(checkpoints: CheckpointsOpt = None) -> None:
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
 
 
+@app.command()
+@handle_errors
+def export(
+    checkpoints: CheckpointsOpt = None,
+    force: Annotated[bool, typer.Option(help="Convert again even models whose export is current.")] = False,
+) -> None:
+    """Convert the Keras models to the light files `score` and `compose` run (.tflite, .npz), record them in
+    the manifest; models already exported from their current Keras file are skipped."""
+    from emoscore.export import export_all
+
+    folder = checkpoint_dir(checkpoints)
+    done = export_all(folder, log=typer.echo, force=force)
+    typer.echo(f"{len(done)} model(s) exported" if done else f"every model in {folder} is already exported")
+
+
 # --- score ---------------------------------------------------------------------------------------
+
+MAX_VARIATIONS = 20
+
 
 def resolve_output(input_path: Path, output: Path | None) -> Path | None:
     """Where one video's result goes: -o a folder keeps the name there; -o a file is used as it is."""
@@ -132,36 +183,90 @@ def score(
     seed: SeedOpt = 0,
     checkpoints: CheckpointsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+    timeline: Annotated[Path | None, typer.Option(
+        "--timeline", help="Re-score from an edited timeline (the .timeline.json or .csv `score` wrote): "
+                           "skips recognition.")] = None,
+    segments: Annotated[str | None, typer.Option(
+        "--segments", help="Re-score from segments given here, e.g. '0-4.5:Q1,4.5-12:Q3@0.3,-0.6,12-:Q4' "
+                           "(start-end:quadrant[@valence,arousal]; open ends join the neighbours).")] = None,
+    variations: Annotated[int, typer.Option(
+        "--variations", help="Also write N alternative soundtracks (seed+1 ... seed+N) as <out>.v1 ... .vN "
+                             "with their stems.")] = 0,
+    stems: Annotated[str, typer.Option(
+        "--stems", help="'music': the soundtrack as one stem; 'parts': also melody/pad/bass WAVs.")] = "music",
+    loudness: Annotated[float | None, typer.Option(
+        "--loudness", help="Integrated loudness target of the final mix in LUFS (BS.1770), e.g. -14 web, "
+                           "-23 broadcast; true peak <= -1 dBTP.")] = None,
 ) -> None:
     """Score a video (or a folder of videos) with music that follows the speakers' emotions.
 
     Writes the scored video plus, beside it, the music as .music.mid/.music.wav, the final audio
     (.mix.wav) and the emotion timeline as .timeline.json/.csv/.png.
     """
-    from emoscore.config import load_config
+    from emoscore.config import load_config, validate_options
     from emoscore.errors import InputError
     from emoscore.pipeline import ScoreOptions, with_overrides
 
+    validate_options({"--music-gain": music_gain, "--seed": seed, "--jobs": jobs})
     if not input_path.exists():
         raise InputError(f"no such file or folder: {input_path}")
+    edit = editor_options(input_path, timeline, segments, variations, stems, loudness)
     options = ScoreOptions(config=with_overrides(load_config(config), music_gain),
                            checkpoints=checkpoint_dir(checkpoints), seed=seed, overwrite=overwrite,
-                           replace_audio=replace_audio)
+                           replace_audio=replace_audio, variations=variations, part_stems=stems == "parts",
+                           loudness_lufs=loudness)
     log = (lambda _: None) if quiet else (lambda msg: typer.echo(f"  {msg}", err=True))
     if input_path.is_dir():
         score_folder(input_path, output, options, jobs, log)
     else:
-        score_file(input_path, resolve_output(input_path, output), options, log)
+        score_file(input_path, resolve_output(input_path, output), options, log, edit)
 
 
-def score_file(input_path: Path, output: Path | None, options: Any, log: Callable[[str], None]) -> None:
+def editor_options(input_path: Path, timeline: Path | None, segments: str | None, variations: int, stems: str,
+                   loudness: float | None) -> Any:
+    """Check --timeline/--segments/--variations/--stems/--loudness (InputError, exit 2); the parsed edit."""
+    from emoscore.edits import parse_segments, read_timeline
+    from emoscore.errors import InputError
+    from emoscore.loudness import check_target
+
+    if not 0 <= variations <= MAX_VARIATIONS:
+        raise InputError(f"--variations must be within 0..{MAX_VARIATIONS}, got {variations}")
+    if stems not in ("music", "parts"):
+        raise InputError(f"--stems must be 'music' or 'parts', got {stems!r}")
+    if loudness is not None:
+        check_target(loudness)
+    if timeline is not None and segments is not None:
+        raise InputError("give --timeline or --segments, not both")
+    if (timeline is not None or segments is not None) and input_path.is_dir():
+        raise InputError("--timeline and --segments re-score one video; INPUT is a folder")
+    if timeline is not None:
+        return read_timeline(timeline)
+    return parse_segments(segments) if segments is not None else None
+
+
+def score_file(input_path: Path, output: Path | None, options: Any, log: Callable[[str], None],
+               edit: Any = None) -> None:
     from emoscore.pipeline import Scorer
 
-    result = Scorer(options, log).score(input_path, output)
+    result = Scorer(options, log).score(input_path, output, edit)
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{result.output}  ({result.duration:.1f} s, {len(result.segments)} segment(s), "
                f"{sum(result.timings.values()):.1f} s)")
+    typer.echo(loudness_line(result.loudness))
+
+
+def loudness_line(report: dict[str, Any]) -> str:
+    """'loudness: input -24.6 LUFS, mix -14.0 LUFS (target -14), true peak -1.2 dBTP'."""
+    parts = []
+    if report.get("input"):
+        parts.append(f"input {report['input']['integrated_lufs']:.1f} LUFS")
+    out = report.get("output") or {}
+    if out:
+        target = report.get("target_lufs")
+        parts.append(f"mix {out['integrated_lufs']:.1f} LUFS" + (f" (target {target:g})" if target is not None else "")
+                     + f", true peak {out['true_peak_dbtp']:.1f} dBTP")
+    return "loudness: " + ", ".join(parts)
 
 
 def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, log: Callable[[str], None]) -> None:
@@ -181,10 +286,12 @@ def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, 
     items = []
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("scoring", total=len(pairs))
-        for item in run_batch(pairs, options, jobs, log):
-            items.append(item)
-            progress.advance(task)
-            log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
+        batch = contextlib.closing(run_batch(pairs, options, jobs, log))  # closed: workers stopped on any exit
+        with batch as results:
+            for item in results:
+                items.append(item)
+                progress.advance(task)
+                log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
     print_summary(items)
     failed = [i for i in items if i.status == "failed"]
     if failed:

@@ -15,14 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from warnings import catch_warnings, filterwarnings
 
 import numpy as np
 
 from emoscore import __version__, media
 from emoscore.config import Config
 from emoscore.constants import AUDIO_SAMPLE_RATE, N_EMOTIONS, OUTPUT_SAMPLE_RATE
-from emoscore.errors import OutputError
-from emoscore.fileio import check_writable
+from emoscore.errors import ModelError, OutputError
+from emoscore.fileio import check_name_length, check_writable, claim_output, claim_path, dumps_json, short_name
 from emoscore.speech import WindowProbs, window_starts
 
 # Output files written beside the scored video: suffix -> what it holds.
@@ -33,7 +34,13 @@ STEM_SUFFIXES: dict[str, str] = {
     ".timeline.json": "segments, per-window probabilities, config and model versions",
     ".timeline.csv": "one row per analysis window",
     ".timeline.png": "a picture of the timeline",
+    ".markers.otio": "one OpenTimelineIO marker per segment (interchange.py)",
+    ".markers.edl": "the markers as a CMX 3600 EDL",
+    ".markers.xml": "the markers as Final Cut Pro XML",
 }
+# Written per soundtrack (the main one and each variation); the part stems only with --stems parts.
+SOUNDTRACK_SUFFIXES: tuple[str, ...] = (".music.mid", ".music.wav", ".mix.wav")
+PART_SUFFIXES: tuple[str, ...] = (".melody.wav", ".pad.wav", ".bass.wav")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,9 @@ class ScoreOptions:
     seed: int = 0
     overwrite: bool = False
     replace_audio: bool = False
+    variations: int = 0  # extra soundtracks <output stem>.v1 ... .vN with seeds seed + 1 ... seed + N
+    part_stems: bool = False  # also write the melody, pad and bass as separate WAVs (--stems parts)
+    loudness_lufs: float | None = None  # integrated loudness target of the final mix (true peak <= -1 dBTP)
 
 
 @dataclass
@@ -53,6 +63,7 @@ class ScoreResult:
     segments: list[Any]
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    loudness: dict[str, Any] = field(default_factory=dict)
 
 
 def stem_path(output: Path, suffix: str) -> Path:
@@ -71,20 +82,38 @@ def output_paths(output: Path) -> list[Path]:
     return [output, *(stem_path(output, s) for s in STEM_SUFFIXES)]
 
 
-def check_outputs(input_path: Path, output: Path, overwrite: bool) -> None:
-    """Refuse before any work: output over the input, an existing output without overwrite, unwritable folder."""
+def variation_path(output: Path, k: int) -> Path:
+    """The k-th variation (k >= 1) of a scored video: folder/clip.mp4 -> folder/clip.v1.mp4."""
+    return output.with_name(f"{output.stem}.v{k}{output.suffix}")
+
+
+def extra_paths(output: Path, options: ScoreOptions) -> list[Path]:
+    """The optional outputs: part stems, then each variation's stems and video (its video last)."""
+    paths = [stem_path(output, s) for s in PART_SUFFIXES] if options.part_stems else []
+    for k in range(1, options.variations + 1):
+        video = variation_path(output, k)
+        suffixes = SOUNDTRACK_SUFFIXES + (PART_SUFFIXES if options.part_stems else ())
+        paths += [*(stem_path(video, s) for s in suffixes), video]
+    return paths
+
+
+def check_outputs(input_path: Path, output: Path, overwrite: bool, extra: list[Path] | None = None) -> None:
+    """Refuse before any work: output over the input, an existing output without overwrite, unwritable folder,
+    a name too long for the file system (the stems' names are the longest)."""
+    for path in (*output_paths(output), *(extra or []), claim_path(output)):
+        check_name_length(path)
     if output.resolve() == input_path.resolve():
         raise OutputError(f"output would overwrite the input: {output}")
     if output.suffix.lower() != input_path.suffix.lower():
         raise OutputError(f"output {output.name} must keep the input's container ({input_path.suffix})")
-    for path in output_paths(output):
+    for path in [*output_paths(output), *(extra or [])]:
         check_writable(path, overwrite)
 
 
 @contextmanager
 def staging_folder(output: Path) -> Iterator[Path]:
     """A temporary folder beside `output`, removed afterwards whatever happens."""
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.stem}.", suffix=".part", dir=output.parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{short_name(output.stem)}.", suffix=".part", dir=output.parent))
     try:
         yield folder
     finally:
@@ -125,17 +154,22 @@ def absent(starts: np.ndarray) -> WindowProbs:
 
 
 def verify_models(checkpoints: Path) -> None:
-    """Check every model `score` needs against the manifest (sha256, constants) without loading TensorFlow."""
+    """Check every model `score` needs (face, speech, the four music LSTMs) against the manifest (sha256,
+    constants) without loading TensorFlow. A file that exists but cannot be read is a ModelError naming it."""
     from emoscore import face, speech
     from emoscore.checkpoints import resolve_model
     from emoscore.constants import QUADRANTS
     from emoscore.music.compose import model_name
     from emoscore.music.events import vocab_constants
 
-    resolve_model(checkpoints, face.MODEL_NAME, face.feature_constants())
-    resolve_model(checkpoints, speech.MODEL_NAME, speech.feature_constants())
-    for quadrant in QUADRANTS:
-        resolve_model(checkpoints, model_name(quadrant), vocab_constants())
+    needed = [(face.MODEL_NAME, face.feature_constants()), (speech.MODEL_NAME, speech.feature_constants())]
+    needed += [(model_name(quadrant), vocab_constants()) for quadrant in QUADRANTS]
+    for name, constants in needed:
+        try:
+            resolve_model(checkpoints, name, constants)
+        except OSError as exc:
+            raise ModelError(f"checkpoint of model '{name}' cannot be read: {exc.filename}: "
+                             f"{exc.strerror or exc}") from None
 
 
 class Scorer:
@@ -145,6 +179,13 @@ class Scorer:
         self.options = options
         self.log = log
         self._models: tuple[Any, Any] | None = None
+        self._verified = False
+
+    def verify(self) -> None:
+        """Every model's checksum, once per Scorer, before any analysis."""
+        if not self._verified:
+            verify_models(self.options.checkpoints)
+            self._verified = True
 
     def load_models(self) -> tuple[Any, Any]:
         """(face model, speech model), loaded and sha256-verified on first use."""
@@ -157,23 +198,49 @@ class Scorer:
                             SpeechEmotionModel(self.options.checkpoints))
         return self._models
 
-    def score(self, input_path: Path, output: Path | None = None) -> ScoreResult:
-        """Score one video into `output` (default: <input>.scored.<ext> beside it) and its stems."""
+    def score(self, input_path: Path, output: Path | None = None, edit: Any = None) -> ScoreResult:
+        """Score one video into `output` (default: <input>.scored.<ext> beside it) and its stems.
+
+        edit: an edits.EditedTimeline (the editor's segments): recognition is skipped and the music composed
+        from it.
+        """
         input_path = Path(input_path)
         output = Path(output) if output is not None else default_output(input_path)
         info = media.probe(input_path)
-        check_outputs(input_path, output, self.options.overwrite)
-        self.load_models()
+        if edit is not None:
+            edit.resolve(info.duration, self.options.config)  # a bad edit fails before any work
+        check_outputs(input_path, output, self.options.overwrite, extra_paths(output, self.options))
+        self.verify()
+        with claim_output(output):  # a second run on the same output refuses until this one is done
+            check_outputs(input_path, output, self.options.overwrite, extra_paths(output, self.options))
+            return self._score_claimed(input_path, output, info, edit)
+
+    def _score_claimed(self, input_path: Path, output: Path, info: media.VideoInfo, edit: Any) -> ScoreResult:
+        """Score while holding the output's claim: analysis (or the edit), soundtracks, then rename into place."""
         watch = Stopwatch()
         warnings: list[str] = []
-        timeline = self._analyse(info, watch, warnings)
+        if edit is None:
+            self.load_models()
+            timeline = self._analyse(info, watch, warnings)
+        else:
+            timeline = self._edited(edit, info, watch, warnings)
         with staging_folder(output) as staging:
             staged = staging / output.name
-            self._compose_and_mix(info, timeline, staged, watch)
-            self._write_timeline(info, timeline, staged, watch, warnings)
-            for path in reversed(output_paths(staged)):  # the video last: if it exists, so do its stems
-                path.replace(output.parent / path.name)
-        return ScoreResult(input_path, output, info.duration, list(timeline.segments), warnings, watch.timings)
+            loudness = self._soundtracks(info, timeline, staged, watch)
+            self._write_timeline(info, timeline, staged, watch, warnings, loudness, edit)
+            for path in [*extra_paths(staged, self.options), *reversed(output_paths(staged))]:
+                path.replace(output.parent / path.name)  # the main video last: if it exists, so do the rest
+        return ScoreResult(input_path, output, info.duration, list(timeline.segments), warnings, watch.timings,
+                           loudness)
+
+    def _edited(self, edit: Any, info: media.VideoInfo, watch: Stopwatch, warnings: list[str]) -> Any:
+        """The Timeline of the editor's segments, checked against this video's duration."""
+        with watch.stage("timeline"):
+            timeline = edit.resolve(info.duration, self.options.config)
+        warnings.extend(edit.notes)
+        self.log(f"{len(timeline.segments)} segment(s) from {edit.source}: "
+                 + ", ".join(f"{s.quadrant} {s.start:.1f}-{s.end:.1f}s" for s in timeline.segments))
+        return timeline
 
     def _analyse(self, info: media.VideoInfo, watch: Stopwatch, warnings: list[str]) -> Any:
         from emoscore.scenes import SceneDetector
@@ -208,10 +275,32 @@ class Scorer:
             warnings.append("no audio stream: emotion from the faces alone, music only in the output")
             return absent(starts)
         speech = media.read_audio(info.path, AUDIO_SAMPLE_RATE)
-        return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
+        with catch_warnings():  # librosa warns on silent audio (no tuning estimate): not news to a user
+            filterwarnings("ignore", category=UserWarning, module="librosa")
+            return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
 
-    def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch) -> None:
-        from emoscore.mixing import mix
+    def _soundtracks(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch
+                     ) -> dict[str, Any]:
+        """The main soundtrack (seed) and each variation k (seed + k); loudness of the input and each mix."""
+        from emoscore.loudness import measure
+
+        with watch.stage("mix"):
+            dialogue = (media.read_audio(info.path, OUTPUT_SAMPLE_RATE, channels=2)
+                        if info.has_audio and not self.options.replace_audio else None)
+        report: dict[str, Any] = {"target_lufs": self.options.loudness_lufs, "input": None}
+        if dialogue is not None:
+            with watch.stage("loudness"):
+                report["input"] = measure(dialogue, OUTPUT_SAMPLE_RATE).to_dict()
+        report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, dialogue)
+        report["variations"] = [
+            self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, dialogue)
+            for k in range(1, self.options.variations + 1)]
+        return report
+
+    def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch, seed: int,
+                         dialogue: np.ndarray | None) -> dict[str, float]:
+        """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness."""
+        from emoscore.mixing import fit_length, master, mix
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
         from emoscore.music.render import render_midi
 
@@ -219,30 +308,45 @@ class Scorer:
         specs = [SegmentSpec(s.start, s.end, s.quadrant, s.valence, s.arousal) for s in timeline.segments]
         with watch.stage("compose"):
             midi = compose_soundtrack(specs, info.duration, cfg.music, self.options.checkpoints,
-                                      seed=self.options.seed, log=self.log)
+                                      seed=seed, log=self.log)
             midi.write(str(stem_path(staged, ".music.mid")))
         with watch.stage("render"):
             music = render_midi(midi, info.duration, OUTPUT_SAMPLE_RATE, cfg.music.soundfont)
             media.write_wav(stem_path(staged, ".music.wav"), music, OUTPUT_SAMPLE_RATE)
+            if self.options.part_stems:
+                self._write_parts(midi, info.duration, staged)
         with watch.stage("mix"):
-            dialogue = (media.read_audio(info.path, OUTPUT_SAMPLE_RATE, channels=2)
-                        if info.has_audio and not self.options.replace_audio else None)
             mixed = mix(dialogue, music, OUTPUT_SAMPLE_RATE, cfg.mix, replace_audio=dialogue is None,
                         fade_out_seconds=cfg.music.fade_out_seconds)
+        with watch.stage("loudness"):
+            mixed, loudness = master(mixed, OUTPUT_SAMPLE_RATE, self.options.loudness_lufs)
+        with watch.stage("mix"):
+            mixed = fit_length(mixed, int(round(info.duration * OUTPUT_SAMPLE_RATE)))  # as long as the input
             media.write_wav(stem_path(staged, ".mix.wav"), mixed, OUTPUT_SAMPLE_RATE)
-            media.mux(info.path, stem_path(staged, ".mix.wav"), staged)
+            media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info)
+        return loudness.to_dict()
+
+    def _write_parts(self, midi: Any, duration: float, staged: Path) -> None:
+        """--stems parts: melody, pad and bass rendered alone, each as long as the music stem."""
+        from emoscore.interchange import render_parts
+
+        parts = render_parts(midi, duration, OUTPUT_SAMPLE_RATE, self.options.config.music.soundfont)
+        for suffix in PART_SUFFIXES:
+            media.write_wav(stem_path(staged, suffix), parts[suffix.split(".")[1]], OUTPUT_SAMPLE_RATE)
 
     def _write_timeline(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch,
-                        warnings: list[str]) -> None:
-        import json
-
+                        warnings: list[str], loudness: dict[str, Any], edit: Any) -> None:
+        from emoscore.interchange import write_interchange
         from emoscore.plot import plot_timeline, write_png
         from emoscore.timeline import timeline_to_csv, timeline_to_json
 
         with watch.stage("outputs"):
             meta = self.run_record(info, warnings)
+            meta["loudness"] = loudness
+            meta["edited_from"] = None if edit is None else edit.source
+            write_interchange(timeline.segments, info.duration, info.fps, staged)
             data = timeline_to_json(timeline, meta)
-            stem_path(staged, ".timeline.json").write_text(json.dumps(data, indent=2) + "\n")
+            stem_path(staged, ".timeline.json").write_text(dumps_json(data) + "\n")
             stem_path(staged, ".timeline.csv").write_text(timeline_to_csv(timeline))
             write_png(stem_path(staged, ".timeline.png"), plot_timeline(timeline))
 
