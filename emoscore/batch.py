@@ -1,17 +1,27 @@
-"""Scoring a folder: plan input/output pairs, skip what is done, carry on past bad files, summarise."""
+"""Scoring a folder: plan input/output pairs, skip what is done, carry on past bad files, summarise.
+
+Any error scoring one file, expected or not, fails that file only. With --jobs the workers are child
+processes that end with the batch: on Ctrl-C, SIGTERM or SIGHUP the parent stops them (each removes its
+staging folder first) and waits for them, and a worker whose parent dies gets SIGTERM from the kernel.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from emoscore.constants import VIDEO_EXTENSIONS
-from emoscore.errors import EmoscoreError, InputError
+from emoscore.errors import InputError, Terminated, as_emoscore_error, interrupt_exit_code
 from emoscore.pipeline import ScoreOptions, Scorer, default_output, verify_models
 
 
@@ -47,27 +57,83 @@ def _score_one(scorer: Scorer, pair: tuple[Path, Path]) -> BatchItem:
     start = time.perf_counter()
     try:
         result = scorer.score(*pair)
-    except EmoscoreError as exc:
-        return BatchItem(*pair, "failed", str(exc), time.perf_counter() - start, exc.exit_code)
+    except Exception as exc:  # anything, a bug included, fails this file only: the batch carries on
+        error = as_emoscore_error(exc)
+        return BatchItem(*pair, "failed", str(error), time.perf_counter() - start, error.exit_code)
     message = "; ".join(result.warnings)
     return BatchItem(*pair, "done", message, time.perf_counter() - start)
 
 
 _worker: Scorer | None = None
+_worker_busy = False
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal the kernel sends when the parent dies
+WORKER_STOP_SECONDS = 20.0  # how long a stopped worker may take to clean up before it is killed
 
 
-def _init_worker(options: ScoreOptions) -> None:
+def _worker_signal(signum: int, frame: FrameType | None) -> None:
+    """In a worker: stop the running job like Ctrl-C (its staging folder is removed), or exit if idle."""
+    if _worker_busy:
+        raise Terminated(signum)
+    os._exit(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the batch process dies, even by SIGKILL (best effort)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _init_worker(options: ScoreOptions, parent: int) -> None:
     global _worker
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _worker_signal)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
     _worker = Scorer(options)
 
 
 def _worker_job(pair: tuple[Path, Path]) -> BatchItem:
+    """Score one pair in a worker. A stop signal ends the worker after the job's clean-up has run."""
+    global _worker_busy
     assert _worker is not None
-    return _score_one(_worker, pair)
+    _worker_busy = True
+    try:
+        return _score_one(_worker, pair)
+    except KeyboardInterrupt as exc:
+        os._exit(interrupt_exit_code(exc))
+    finally:
+        _worker_busy = False
+
+
+def stop_workers(pool: ProcessPoolExecutor, timeout: float = WORKER_STOP_SECONDS) -> None:
+    """SIGTERM every worker of `pool`, wait until each has cleaned up and exited (SIGKILL after `timeout`)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pool_results(pool: ProcessPoolExecutor, todo: list[tuple[Path, Path]]) -> Iterator[BatchItem]:
+    """Submit every pair; yield BatchItems as they finish. A worker that died fails its file, not the batch."""
+    futures: dict[Future[BatchItem], tuple[Path, Path]] = {pool.submit(_worker_job, pair): pair for pair in todo}
+    for future in as_completed(futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # BrokenProcessPool: a worker was killed (out of memory, a crash)
+            error = as_emoscore_error(exc)
+            yield BatchItem(*futures[future], "failed", str(error), 0.0, error.exit_code)
 
 
 def run_batch(pairs: list[tuple[Path, Path]], options: ScoreOptions, jobs: int = 1,
-              log: Callable[[str], None] = lambda _: None) -> Iterator[BatchItem]:
+              log: Callable[[str], None] = lambda _: None) -> Generator[BatchItem, None, None]:
     """Yield one BatchItem per pair as it finishes. Existing outputs are skipped unless options.overwrite."""
     todo = []
     for pair in pairs:
@@ -85,6 +151,11 @@ def run_batch(pairs: list[tuple[Path, Path]], options: ScoreOptions, jobs: int =
         return
     # spawn, not fork: a forked copy of a process that already runs TensorFlow can deadlock.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(options,)) as pool:
-        yield from pool.map(_worker_job, todo)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(options, os.getpid()))
+    try:
+        yield from _pool_results(pool, todo)
+    except BaseException:  # Ctrl-C, SIGTERM/SIGHUP, or the caller closing us: no worker outlives the batch
+        stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)

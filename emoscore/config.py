@@ -7,6 +7,8 @@ file may set any subset of keys. Unknown keys and out-of-range values raise Conf
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +32,24 @@ class AnalysisConfig:
             raise ConfigError("analysis.hop_seconds must not exceed analysis.window_seconds")
 
 
+FUSION_RULES = ("fixed", "confidence")
+
+
 @dataclass(frozen=True)
 class FusionConfig:
-    """Late fusion of the two emotion models."""
+    """Late fusion of the two emotion models (timeline.combine)."""
 
-    visual_weight: float = 0.75
+    visual_weight: float = 0.75  # nominal weights
     audio_weight: float = 0.25
+    rule: str = "confidence"  # "fixed": nominal weights; "confidence": x each model's confidence, + a prior
+    confidence_power: float = 1.0  # a model's weight scales with (1 - entropy / log 8) ** this
+    prior_weight: float = 0.1  # weight of the calm/neutral prior, relative to the nominal weights present
 
     def validate(self) -> None:
         _positive(self, "visual_weight", "audio_weight")
+        _non_negative(self, "confidence_power", "prior_weight")
+        if self.rule not in FUSION_RULES:
+            raise ConfigError(f"fusion.rule must be one of {', '.join(FUSION_RULES)}, got {self.rule!r}")
 
 
 @dataclass(frozen=True)
@@ -245,9 +256,80 @@ class Config:
     def validate(self) -> None:
         for section in dataclasses.fields(self):
             getattr(self, section.name).validate()
+        check_ranges(self)
+        check_music_files(self.music)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Allowed range (inclusive) of every numeric setting, by "section.key"; "music.q*" covers the four quadrant
+# styles. Checked after each section's own validate(), so every value a run can use is bounded up front.
+SETTING_RANGES: dict[str, tuple[float, float]] = {
+    "analysis.frame_rate": (0.25, 30.0), "analysis.window_seconds": (0.5, 30.0),
+    "analysis.hop_seconds": (0.1, 30.0), "analysis.max_face_width": (64, 4096),
+    "fusion.visual_weight": (0.0, 1000.0), "fusion.audio_weight": (0.0, 1000.0),
+    "fusion.confidence_power": (0.0, 10.0), "fusion.prior_weight": (0.0, 10.0),
+    "smoothing.min_segment_seconds": (0.5, 600.0), "smoothing.switch_penalty": (0.0, 100.0),
+    "smoothing.scene_snap_seconds": (0.0, 30.0), "smoothing.scene_threshold": (0.01, 1.0),
+    "music.temperature": (0.05, 5.0), "music.top_p": (0.01, 1.0), "music.transition_seconds": (0.0, 10.0),
+    "music.fade_out_seconds": (0.0, 60.0), "music.repeat_penalty": (0.0, 20.0), "music.ngram_penalty": (0.0, 20.0),
+    "music.q*.tempo": (40.0, 240.0), "music.q*.staccato": (0.05, 2.0), "music.q*.chord_beats": (1, 16),
+    "music.q*.max_gap_seconds": (0.1, 10.0), "music.q*.max_chord": (1, 10), "music.q*.mode_bias": (0.0, 10.0),
+    "mix.music_gain_db": (-60.0, 24.0), "mix.music_loudness_db": (-70.0, 0.0),
+    "mix.music_alone_loudness_db": (-70.0, 0.0), "mix.duck_db": (-60.0, 0.0), "mix.attack_ms": (1.0, 5000.0),
+    "mix.release_ms": (1.0, 20000.0), "mix.peak_limit_db": (-24.0, 0.0),
+}
+# What music.q*.key accepts (the forms events.parse_key reads): "D minor", "F# major", "Bb", "c#m".
+KEY_PATTERN = re.compile(r"^\s*[A-Ga-g](#|b)?(\s*m|[\s-]+(major|minor))?\s*$", re.IGNORECASE)
+
+
+def _flat(obj: object, where: str = "") -> dict[str, Any]:
+    """{"section.key": value} of a config (nested dataclasses flattened)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value, name = getattr(obj, f.name), f"{where}.{f.name}".strip(".")
+        out.update(_flat(value, name) if dataclasses.is_dataclass(value) else {name: value})
+    return out
+
+
+def check_ranges(config: Config) -> None:
+    """ConfigError naming the first setting that is not finite, outside SETTING_RANGES, or not a key."""
+    for name, value in _flat(config).items():
+        pattern = re.sub(r"^music\.q[1-4]\.", "music.q*.", name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config {name} must be a finite number, got {value!r}")
+        if pattern in SETTING_RANGES and not isinstance(value, bool):
+            low, high = SETTING_RANGES[pattern]
+            if not low <= value <= high:
+                raise ConfigError(f"config {name} must be within {low:g}..{high:g}, got {value!r}")
+        if pattern == "music.q*.key" and not KEY_PATTERN.match(value):
+            raise ConfigError(f"config {name} is not a key: {value!r}; use e.g. 'D minor' or 'Bb major'")
+
+
+def check_music_files(music: MusicConfig) -> None:
+    """ConfigError if music.soundfont names a file that is not there (empty: the installed default)."""
+    if music.soundfont and not Path(music.soundfont).expanduser().is_file():
+        raise ConfigError(f"config music.soundfont: no such file: {music.soundfont}")
+
+
+# Command-line options of `emoscore score`, checked with their range before any work (exit 10). Options
+# added later join here: flag -> inclusive (low, high).
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "--music-gain": SETTING_RANGES["mix.music_gain_db"],
+    "--seed": (0, 2**32 - 1),  # numpy's seed range
+    "--jobs": (1, 64),
+}
+
+
+def validate_options(values: dict[str, float | int | None]) -> None:
+    """ConfigError for the first option (flag -> value; None = not given) that is NaN/inf or out of range."""
+    for flag, value in values.items():
+        if value is None:
+            continue
+        low, high = OPTION_RANGES[flag]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(f"{flag} must be a number within {low:g}..{high:g}, got {value!r}")
 
 
 def _positive(obj: object, *names: str) -> None:

@@ -1,5 +1,9 @@
 """Media I/O through the ffmpeg binary shipped in imageio-ffmpeg: probe, decode sampled frames,
-decode speech audio, write/read wav, and mux a new audio track beside a copied video stream."""
+decode speech audio, write/read wav, and mux a new audio track beside the input's copied streams.
+
+Every path handed to ffmpeg goes through `ff_path` ("file:" prefix), so a name like "12:30 talk.mp4" is
+a file, never a protocol. Times are on the input's timeline (ffmpeg shifts its earliest stream start to 0):
+audio that starts after the video is padded with silence at its start, so it stays in sync."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from emoscore.errors import (
     MediaToolError,
     NotAVideoError,
     NoVideoStreamError,
+    OutputError,
 )
 
 
@@ -27,6 +32,23 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def ff_path(path: Path | str) -> str:
+    """`path` as an ffmpeg input/output name that is never read as a URL or protocol ("a:b.mp4")."""
+    return f"file:{path}"
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of the container, as ffmpeg lists it. start in seconds (None when ffmpeg shows none)."""
+
+    index: int  # the stream's index in the file (ffmpeg's #0:index)
+    kind: str  # "video", "audio", "subtitle", "data" or "attachment"
+    codec: str
+    language: str | None = None
+    start: float | None = None
+    default: bool = False  # the "default" disposition (the track a player picks)
 
 
 @dataclass(frozen=True)
@@ -42,16 +64,46 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     variable_frame_rate: bool = False  # ffmpeg's average rate differs from its base rate (tbr)
+    rotation: int = 0  # display rotation of the first video stream in degrees: 0, 90, 180 or 270
+    streams: tuple[StreamInfo, ...] = ()
 
     @property
     def n_frames(self) -> int:
         return int(round(self.duration * self.fps))
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as the video is shown, after its rotation metadata (what ffmpeg decodes to)."""
+        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)")
+_STREAM = re.compile(r"^\s*Stream #\d+:(\d+)\S*?(?:\((\w+)\))?: (\w+): (\w+)(.*)$")
+_STREAM_START = re.compile(r", start (-?[\d.]+)")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
+_ROTATE_TAG = re.compile(r"^\s*rotate\s*: (-?\d+)")
+
+
+def parse_streams(text: str) -> tuple[tuple[StreamInfo, ...], dict[int, int]]:
+    """Streams listed in ffmpeg's `-i` report, and the display rotation (degrees, 0..270) of each stream."""
+    streams: list[StreamInfo] = []
+    rotation: dict[int, int] = {}
+    for line in text.splitlines():
+        match = _STREAM.match(line)
+        if match:
+            index, language, kind, codec, rest = match.groups()
+            start = _STREAM_START.search(rest)
+            streams.append(StreamInfo(int(index), kind.lower(), codec, None if language in (None, "und")
+                                      else language, float(start.group(1)) if start else None,
+                                      "(default)" in rest))
+            continue
+        turn = _ROTATION.search(line) or _ROTATE_TAG.match(line)
+        if turn and streams:
+            rotation[streams[-1].index] = int(round(float(turn.group(1)))) % 360
+    return tuple(streams), rotation
 
 
 def probe(path: Path) -> VideoInfo:
@@ -61,7 +113,7 @@ def probe(path: Path) -> VideoInfo:
         raise InputError(f"no such file: {path}")
     if path.is_dir():
         raise InputError(f"expected a video file, got a folder: {path}")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", ff_path(path)],
                           capture_output=True, text=True, errors="replace")
     text = proc.stderr
     if "Invalid data found" in text or "moov atom not found" in text or "Input #0" not in text:
@@ -82,9 +134,12 @@ def probe(path: Path) -> VideoInfo:
     fps = rates.get("fps") or rates.get("tbr") or 25.0
     vfr = "fps" in rates and "tbr" in rates and abs(rates["fps"] - rates["tbr"]) > 0.01 * rates["tbr"]
     audio = _AUDIO.search(text)
+    streams, rotations = parse_streams(text)
+    first_video = next((s.index for s in streams if s.kind == "video"), -1)
     return VideoInfo(path=path, duration=duration, width=int(video.group(2)), height=int(video.group(3)),
                      fps=fps, video_codec=video.group(1), has_audio=audio is not None,
-                     audio_codec=audio.group(1) if audio else None, variable_frame_rate=vfr)
+                     audio_codec=audio.group(1) if audio else None, variable_frame_rate=vfr,
+                     rotation=rotations.get(first_video, 0), streams=streams)
 
 
 def _run_pipe(args: list[str], what: str) -> bytes:
@@ -96,17 +151,22 @@ def _run_pipe(args: list[str], what: str) -> bytes:
 
 
 def read_audio(path: Path, sample_rate: int = AUDIO_SAMPLE_RATE, channels: int = 1) -> np.ndarray:
-    """Decode the first audio stream to float32 in [-1, 1]: shape (n,) for mono, (n, channels) otherwise."""
-    raw = _run_pipe(["-i", str(path), "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(sample_rate),
-                     "-f", "f32le", "-"], f"decode audio from {path}")
+    """Decode the first audio stream to float32 in [-1, 1]: shape (n,) for mono, (n, channels) otherwise.
+
+    Sample 0 is time 0 of the input's timeline: audio that starts late is preceded by silence.
+    """
+    raw = _run_pipe(["-i", ff_path(path), "-map", "0:a:0", "-vn", "-af", "aresample=first_pts=0",
+                     "-ac", str(channels), "-ar", str(sample_rate), "-f", "f32le", "-"],
+                    f"decode audio from {path}")
     audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     return audio if channels == 1 else audio.reshape(-1, channels)
 
 
 def frame_size(info: VideoInfo, max_width: int) -> tuple[int, int]:
-    """(width, height) the sampled frames are scaled to: at most max_width wide, even sizes."""
-    width = min(info.width, max_width)
-    height = int(round(info.height * width / info.width))
+    """(width, height) the sampled frames are scaled to: upright, at most max_width wide, even sizes."""
+    shown_width, shown_height = info.display_size
+    width = min(shown_width, max_width)
+    height = int(round(shown_height * width / shown_width))
     return width - width % 2, height - height % 2
 
 
@@ -114,11 +174,12 @@ def iter_frames(info: VideoInfo, frame_rate: float, max_width: int = 640,
                 gray: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (time in s, frame) sampled at `frame_rate` per second; frames are uint8 (h, w, 3) BGR or (h, w).
 
-    Frames stream through a pipe one at a time, so memory does not grow with the video length.
+    Frames stream through a pipe one at a time, so memory does not grow with the video length. Frames
+    are upright: ffmpeg applies the rotation metadata before scaling to `frame_size` (the display size).
     """
     width, height = frame_size(info, max_width)
     channels = 1 if gray else 3
-    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(info.path), "-map", "0:v:0",
+    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", ff_path(info.path), "-map", "0:v:0",
             "-vf", f"fps={frame_rate},scale={width}:{height}", "-f", "rawvideo",
             "-pix_fmt", "gray" if gray else "bgr24", "-"]
     size = width * height * channels
@@ -140,10 +201,14 @@ def iter_frames(info: VideoInfo, frame_rate: float, max_width: int = 640,
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write float audio ((n,) or (n, channels)) as 16-bit PCM wav."""
+    """Write float audio ((n,) or (n, channels)) as 16-bit PCM wav; OutputError if it cannot be written
+    (a full disk, a read-only folder)."""
     import soundfile
 
-    soundfile.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    try:
+        soundfile.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    except (OSError, soundfile.SoundFileError) as exc:
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def audio_codec_for(suffix: str) -> list[str]:
@@ -153,11 +218,36 @@ def audio_codec_for(suffix: str) -> list[str]:
     return ["-c:a", "aac", "-b:a", "192k"]
 
 
-def mux(video: Path, audio_wav: Path, output: Path) -> None:
-    """Write `output` with `video`'s video stream copied bit for bit and `audio_wav` as its only audio track."""
-    _run_pipe(["-y", "-i", str(video), "-i", str(audio_wav), "-map", "0:v:0", "-map", "1:a:0",
-               "-c:v", "copy", *audio_codec_for(output.suffix), "-shortest", "-f", _muxer(output.suffix),
-               str(output)], f"write {output.name}")
+# Stream kinds copied from the input into the scored video (all of them): nothing is dropped silently.
+KEPT_STREAM_KINDS = ("video", "audio", "subtitle", "data", "attachment")
+
+
+def stream_maps(info: VideoInfo) -> list[str]:
+    """ffmpeg -map/-map_metadata arguments: every input stream in its order with its tags, the first audio
+    track replaced by input 1's audio (with that track's tags and default flag; appended if there is none)."""
+    args: list[str] = []
+    kept = [s for s in info.streams if s.kind in KEPT_STREAM_KINDS] or [StreamInfo(0, "video", "")]
+    first_audio = next((s for s in kept if s.kind == "audio"), None)
+    for out_index, stream in enumerate(kept):
+        args += ["-map", "1:a:0" if stream is first_audio else f"0:{stream.index}",
+                 f"-map_metadata:s:{out_index}", f"0:s:{stream.index}"]
+    if first_audio is None:
+        return [*args, "-map", "1:a:0"]
+    return [*args, "-disposition:a:0", "default" if first_audio.default else "0"]
+
+
+def mux(video: Path, audio_wav: Path, output: Path, info: VideoInfo | None = None) -> None:
+    """Write `output`: every stream of `video` copied bit for bit (all video frames, other audio tracks,
+    subtitles, metadata, rotation), with `audio_wav` in place of its first audio track.
+
+    No -shortest: the video keeps every frame; `audio_wav` should last as long as the input (pipeline.py
+    fits it to the probed duration). The new track keeps the replaced track's tags (language, title).
+    """
+    info = info or probe(video)
+    codec = audio_codec_for(output.suffix)
+    _run_pipe(["-y", "-i", ff_path(video), "-i", ff_path(audio_wav), *stream_maps(info), "-c", "copy",
+               f"{codec[0]}:0", codec[1], f"{codec[2]}:0", codec[3],
+               "-f", _muxer(output.suffix), ff_path(output)], f"write {output.name}")
 
 
 def _muxer(suffix: str) -> str:
