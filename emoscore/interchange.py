@@ -4,8 +4,9 @@ Final Cut Pro (7) XML.
 The timeline holds one video track with one clip (the scored video, frames at the video's rate) and one marker
 per segment on that clip: the marker spans the segment (start and length rounded to whole frames), is coloured
 by quadrant and named "Q3 sad v-0.30 a-0.60 c0.72" (quadrant, emotion, valence, arousal, confidence); the
-comment repeats it in words. EDL markers become `* LOC:` lines (a point, upper case: the format's limits);
-FCP XML keeps their spans. The EDL adapter ships as PyPI otio-cmx3600-adapter, the FCP XML one as
+comment repeats it in words. EDL markers become `* LOC:` lines (a point, upper case: the format's limits) in
+non-drop-frame timecode at the nominal rate (30 for 29.97 fps; open the EDL at that rate); FCP XML keeps
+their spans. The EDL adapter ships as PyPI otio-cmx3600-adapter, the FCP XML one as
 otio-fcp-adapter.
 """
 
@@ -47,18 +48,28 @@ def marker_comment(segment: Any) -> str:
             f"confidence {segment.confidence:.2f}")
 
 
-def markers_timeline(segments: Sequence[Any], duration: float, fps: float, media_name: str) -> Any:
-    """An otio.schema.Timeline: one clip of `duration` seconds named media_name, one marker per segment."""
+def timecode_rate(fps: float) -> float:
+    """The rate an EDL's timecode counts at: the video's, or for 29.97/23.976/59.94 the nominal 30/24/60
+    (non-drop-frame: frame numbers are the video's frames; the EDL adapter cannot read drop-frame locators)."""
+    return float(fps) if abs(fps - round(fps)) < 1e-6 else float(round(fps))
+
+
+def markers_timeline(segments: Sequence[Any], duration: float, fps: float, media_name: str,
+                     rate: float | None = None) -> Any:
+    """An otio.schema.Timeline: one clip of `duration` seconds named media_name, one marker per segment.
+
+    Times are whole frames of the video (at `fps`) expressed at `rate` (default: fps); see timecode_rate.
+    """
     import opentimelineio as otio
 
     if not fps > 0 or not duration > 0:
         raise InputError(f"markers need fps > 0 and duration > 0, got {fps} and {duration}")
-    rate = float(fps)
+    rate = float(fps) if rate is None else float(rate)
 
     def span(start: float, end: float) -> Any:
-        first = frames(start, rate)
+        first = frames(start, fps)
         return otio.opentime.TimeRange(otio.opentime.RationalTime(first, rate),
-                                       otio.opentime.RationalTime(max(frames(end, rate) - first, 1), rate))
+                                       otio.opentime.RationalTime(max(frames(end, fps) - first, 1), rate))
 
     whole = span(0.0, duration)
     clip = otio.schema.Clip(name=media_name, source_range=whole,
@@ -96,11 +107,11 @@ def write_markers(timeline: Any, path: Path, adapter: str, overwrite: bool = Tru
 
 def write_interchange(segments: Sequence[Any], duration: float, fps: float, video: Path) -> list[Path]:
     """Write clip.markers.otio/.edl/.xml beside the scored `video` clip.mp4 for its `segments`; the paths."""
-    timeline = markers_timeline(segments, duration, fps, video.name)
     written = []
     for suffix, adapter in INTERCHANGE_SUFFIXES.items():
+        rate = timecode_rate(fps) if adapter == "cmx_3600" else fps
         path = video.with_name(video.stem + suffix)
-        write_markers(timeline, path, adapter)
+        write_markers(markers_timeline(segments, duration, fps, video.name, rate), path, adapter)
         written.append(path)
     return written
 
