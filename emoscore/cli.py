@@ -130,10 +130,24 @@ def info(checkpoints: CheckpointsOpt = None) -> None:
     if not models:
         typer.echo(f"no models in {folder}")
     for name, entry in models.items():
-        headline = {k: v for k, v in entry.get("metrics", {}).items() if isinstance(v, int | float)}
+        metrics = entry.get("metrics", {})
+        headline = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        if "quadrant_accuracy" in headline:
+            headline = {k: headline[k] for k in ("n", "accuracy", "quadrant_accuracy", "quadrant_balanced_accuracy")
+                        if k in headline}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in list(headline.items())[:4])
+        recall = metrics.get("quadrant_recall") or quadrant_recall(metrics.get("quadrant_confusion"))
+        if isinstance(recall, dict):
+            shown += ", recall " + " ".join(f"{q}={'-' if r is None else f'{r:.2f}'}" for q, r in recall.items())
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
+
+
+def quadrant_recall(matrix: Any) -> dict[str, float] | None:
+    """Q1..Q4 recall from a 4x4 quadrant confusion matrix (rows = truth), for entries that recorded only that."""
+    if not isinstance(matrix, list) or len(matrix) != 4:
+        return None
+    return {f"Q{i + 1}": row[i] / sum(row) if sum(row) else 0.0 for i, row in enumerate(matrix)}
 
 
 @app.command()
@@ -318,14 +332,21 @@ def train_audio(
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 60,
     ensemble: Annotated[int, typer.Option(min=1, help="CNNs (seeds) averaged into the shipped model.")] = 3,
     seed: SeedOpt = 0,
+    cv_folds: Annotated[int, typer.Option(
+        help="Also record actor-wise cross-validation with this many folds (clean and channel-degraded).")] = 0,
+    compare_recipes: Annotated[bool, typer.Option(
+        help="With --cv-folds: also cross-validate the other training recipes and record their scores.")] = False,
+    cache: Annotated[Path | None, typer.Option(
+        help="Folder for cached features and out-of-fold predictions [default: <tmp>/emoscore-cache/voice].")
+    ] = None,
 ) -> None:
     """Train the speech emotion CNN, split by actor, and record it in the manifest."""
-    from emoscore.speech_train import AudioTrainOptions, train_audio_model
+    from emoscore.speech_train import DEFAULT_CACHE, AudioTrainOptions, train_audio_model
 
     options = AudioTrainOptions(ravdess=ravdess, out=checkpoint_dir(out), epochs=epochs, seed=seed, ensemble=ensemble,
-                                command=invoked_command())
-    metrics = train_audio_model(options, log=typer.echo)
-    echo_metrics("test actors (never seen in training):", metrics)
+                                cv_folds=cv_folds, cache=cache or DEFAULT_CACHE, command=invoked_command())
+    metrics = train_audio_model(options, log=typer.echo, compare=compare_recipes)
+    echo_audio("test actors (never seen in training):", metrics)
 
 
 @eval_app.command("audio")
@@ -335,11 +356,71 @@ def eval_audio(
     actors: ActorsOpt = None,
     checkpoints: CheckpointsOpt = None,
 ) -> None:
-    """Evaluate the speech emotion model on the given actors."""
+    """Evaluate the speech emotion model on the given actors (default: the test actors 17-20 when the folder
+    has them, else every actor in it)."""
     from emoscore.speech_train import evaluate_audio_model
 
     metrics = evaluate_audio_model(ravdess, checkpoint_dir(checkpoints), parse_actors(actors))
-    echo_metrics("speech model:", metrics)
+    echo_audio("speech model:", metrics)
+
+
+def echo_recall(metrics: dict[str, Any], indent: str = "  ") -> None:
+    if "quadrant_recall" in metrics:
+        typer.echo(f"{indent}{'quadrant recall':<24} " + "  ".join(
+            f"{q} {'-' if r is None else f'{r:.2f}'}" for q, r in metrics["quadrant_recall"].items()))
+
+
+def echo_audio(title: str, metrics: dict[str, Any]) -> None:
+    """echo_metrics plus per-quadrant recall, the channel-degraded test and the cross-validation."""
+    echo_metrics(title, metrics)
+    echo_recall(metrics)
+    nested = {"degraded": "same actors through a random real channel:"}
+    nested.update({name: f"recipe '{name}':" for name in metrics.get("recipes", {})})
+    for key, heading in nested.items():
+        part = metrics.get("recipes", {}).get(key) or metrics.get(key)
+        if isinstance(part, dict):
+            for condition, values in ({"": part} if "accuracy" in part else part).items():
+                if isinstance(values, dict):
+                    echo_metrics(f"{heading} {condition}".rstrip(), values)
+                    echo_recall(values)
+    cv = metrics.get("cross_validation")
+    if cv:
+        for condition in ("clean", "degraded"):
+            echo_metrics(f"actor-wise {cv['folds']}-fold cross-validation, {condition} speech:", cv[condition])
+            echo_recall(cv[condition])
+
+
+@eval_app.command("fusion")
+@handle_errors
+def eval_fusion(
+    landmarks: Annotated[Path, typer.Option("--landmarks", help="RAVDESS OpenFace landmark CSVs (actors 1-20).")],
+    ravdess: Annotated[Path, typer.Option("--ravdess", help="RAVDESS speech folder of the same actors.")],
+    folds: Annotated[int, typer.Option(min=2, help="Actor-wise folds (models and fusion parameters).")] = 5,
+    seed: SeedOpt = 0,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML config: its [fusion] is compared.")] = None,
+) -> None:
+    """Clip-level face + voice fusion on RAVDESS, actor-wise: each model alone, fixed weights, the configured
+    rule and the confidence rule with parameters chosen by nested CV (out-of-fold predictions of both models)."""
+    import json
+
+    from emoscore.config import load_config
+    from emoscore.fusion_eval import evaluate_fusion, format_table
+    from emoscore.speech_train import out_of_fold_predictions as voice_oof
+    from emoscore.visual_train import out_of_fold_predictions as face_oof
+
+    settings = load_config(config)
+
+    def log(msg: str) -> None:
+        typer.echo(f"  {msg}", err=True)
+
+    result = evaluate_fusion(face_oof(landmarks, folds, seed, log), voice_oof(ravdess, folds, seed, log),
+                             settings.fusion, folds, seed, settings.smoothing.uniform_quadrant_prior)
+    typer.echo(f"{result['n']} clips of actors {result['actors']}, {folds} actor-wise folds "
+               f"(quadrants {'with' if result['uniform_quadrant_prior'] else 'without'} the uniform prior)")
+    for line in format_table(result):
+        typer.echo(line)
+    typer.echo(f"chosen per fold: {json.dumps(result['chosen_per_fold'])}")
+    typer.echo(f"chosen on all actors: {json.dumps(result['chosen_on_all'])}")
 
 
 # --- visual (face landmark) emotion model ----------------------------------------------------------
@@ -347,7 +428,11 @@ def eval_audio(
 LandmarksOpt = Annotated[Path | None, typer.Option(
     "--landmarks", help="Official RAVDESS landmark CSVs (Actor_NN/01-01-*.csv, OpenFace columns x_0..y_67).")]
 VideosOpt = Annotated[Path | None, typer.Option(
-    "--videos", help="RAVDESS videos (Actor_NN/01-01-*.mp4 or 02-01-*.mp4), landmarked here with dlib.")]
+    "--videos", help="RAVDESS videos (Actor_NN/01-01-*.mp4) or face-crop videos (*.avi), landmarked with dlib.")]
+ImagesOpt = Annotated[Path | None, typer.Option(
+    "--images", help="Faces-in-the-wild folder: images/*.jpg + labels.csv (image,emotion,identity).")]
+FaceCacheOpt = Annotated[Path | None, typer.Option(
+    "--cache", help="Folder where dlib landmarks of photos and videos are stored and reused.")]
 
 
 @train_app.command("visual")
@@ -355,25 +440,26 @@ VideosOpt = Annotated[Path | None, typer.Option(
 def train_visual(
     landmarks: LandmarksOpt = None,
     videos: VideosOpt = None,
+    crops: Annotated[Path | None, typer.Option(
+        help="RAVDESS face-crop videos (MM-VV-EE-II-SS-RR-AA.avi), landmarked with dlib.")] = None,
+    images: ImagesOpt = None,
+    cache: FaceCacheOpt = None,
     out: OutOpt = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 80,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 60,
     seed: SeedOpt = 0,
-    frames_per_clip: Annotated[int, typer.Option(help="Face frames taken from each clip.")] = 1,
-    compare_features: Annotated[bool, typer.Option(
-        help="Also train on every feature kind and record their unseen-actor scores.")] = False,
-    gap_video: Annotated[list[Path] | None, typer.Option(
-        help="A clip to landmark with dlib, to measure its gap to the training landmarks (repeatable).")
-    ] = None,
+    photo_weight: Annotated[float, typer.Option(
+        help="Total loss weight of the photos relative to all RAVDESS faces.")] = 1.0,
+    cv_folds: Annotated[int, typer.Option(
+        help="Also run grouped cross-validation (RAVDESS by actor, photos by identity) with this many folds.")] = 0,
 ) -> None:
-    """Train the facial-landmark emotion CNN, split by actor, and record it in the manifest."""
+    """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
     from emoscore.visual_train import VisualTrainOptions, train_visual_model
 
     options = VisualTrainOptions(
-        landmarks=landmarks, videos=videos, out=checkpoint_dir(out), epochs=epochs, seed=seed,
-        frames_per_clip=frames_per_clip, compare_features=compare_features, gap_videos=tuple(gap_video or ()),
-        command=invoked_command())
+        landmarks=landmarks, videos=videos, crops=crops, photos=images, cache=cache, out=checkpoint_dir(out),
+        epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, command=invoked_command())
     metrics = train_visual_model(options, log=typer.echo)
-    echo_metrics("test actors (never seen in training):", metrics)
+    echo_visual("test actors (never seen in training):", metrics)
 
 
 @eval_app.command("visual")
@@ -381,14 +467,30 @@ def train_visual(
 def eval_visual(
     landmarks: LandmarksOpt = None,
     videos: VideosOpt = None,
+    images: ImagesOpt = None,
     actors: ActorsOpt = None,
+    cache: FaceCacheOpt = None,
     checkpoints: CheckpointsOpt = None,
 ) -> None:
-    """Evaluate the visual emotion model on the given actors."""
+    """Evaluate the visual emotion model on RAVDESS landmarks or videos (the given actors, else the test actors,
+    else every actor present) and/or a faces-in-the-wild folder (every identity in it)."""
     from emoscore.visual_train import evaluate_visual_model
 
-    metrics = evaluate_visual_model(checkpoint_dir(checkpoints), landmarks, videos, parse_actors(actors))
-    echo_metrics("visual model:", metrics)
+    metrics = evaluate_visual_model(checkpoint_dir(checkpoints), landmarks, videos, images, parse_actors(actors),
+                                    cache)
+    echo_visual("visual model:", metrics)
+
+
+def echo_visual(title: str, metrics: dict[str, Any]) -> None:
+    """echo_metrics plus the visual model's nested parts: per-quadrant recall, video frames/clips, photos."""
+    echo_metrics(title, metrics)
+    if "quadrant_recall" in metrics:
+        typer.echo("  quadrant recall          " + "  ".join(f"{q} {r if r is None else f'{r:.2f}'}"
+                                                            for q, r in metrics["quadrant_recall"].items()))
+    for key, title_ in (("dlib_video_frames", "dlib video frames:"), ("dlib_video_clips", "dlib video clips:"),
+                        ("photos", "photos (calm counted as neutral):")):
+        if key in metrics:
+            echo_visual(title_, metrics[key])
 
 
 # --- music ---------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Training and evaluation of the facial-landmark emotion CNN on RAVDESS, split by actor.
+"""Training and evaluation of the facial-landmark emotion CNN from every face source, split by person.
 
-Two sources of landmarks: the official "RAVDESS Facial Landmark Tracking" CSVs (OpenFace 2, columns
-x_0..x_67, y_0..y_67 found by name) or RAVDESS videos, landmarked here with dlib on sampled frames.
+Sources (emoscore.data.visual_sources): the official RAVDESS OpenFace frames (moved into dlib's frame of
+reference by the offset measured on identical faces), RAVDESS videos and face-crop videos landmarked with
+dlib, and faces-in-the-wild photos landmarked with dlib. Photo "neutral" may be neutral or calm: the loss
+takes the probability of the allowed set (masked target), so all 8 outputs stay. Grouped cross-validation
+(visual_cv.py) chooses the recipe; out_of_fold_predictions serves the clip-level fusion evaluation.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,91 +20,128 @@ import numpy as np
 
 from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS, N_EMOTIONS
 from emoscore.data import ravdess
-from emoscore.data.landmarks import LandmarkSet, load_landmark_csvs, load_videos
-from emoscore.errors import DataError
-from emoscore.face import (
-    FEATURE_KINDS,
-    MODEL_NAME,
-    REGIONS,
-    dlib_landmarks_of,
-    feature_constants,
-    landmark_features,
-    landmark_gap,
-    mirror_landmarks,
-    normalise_landmarks,
-    predict_landmarks,
+from emoscore.data.faces_wild import load_photos
+from emoscore.data.landmarks import clip_key, load_landmark_csvs
+from emoscore.data.ravdess_clips import ClipFaces, load_clips
+from emoscore.data.visual_sources import (
+    GAP_SECONDS,
+    Faces,
+    concat,
+    from_clips,
+    from_openface,
+    from_photos,
+    paired_faces,
+    tracker_offset,
 )
-from emoscore.metrics import emotion_metrics
+from emoscore.errors import DataError
+from emoscore.face import MODEL_NAME, REGIONS, feature_constants, landmark_features, mirror_landmarks
+from emoscore.visual_metrics import face_metrics
 
 Log = Callable[[str], None]
-# Why constants.FACE_FEATURES is "both": 5-fold leave-4-actors-out CV over actors 01-20 with this network
-# (8 jittered copies, seed 0) gave 8-class / quadrant accuracy coords 0.383 / 0.570, distances 0.391 / 0.561,
-# both 0.428 / 0.578; "both" was best on 4 of the 5 folds.
-FEATURE_CHOICE = ("both (aligned x, y + distances to all 68 points per landmark): 5-fold actor CV 8-class/quadrant "
-                  "accuracy coords 0.383/0.570, distances 0.391/0.561, both 0.428/0.578; feature_comparison "
-                  "holds this run's test-actor numbers")
-
-# Why constants.FACE_POINTS is "no-jaw" (alignment "eyes") and tracker_noise is on: the model is trained on
-# OpenFace landmarks but run on dlib's, and dlib faces from the sample clips sat about twice as far from the
-# training faces as unseen actors do, mostly in the jaw. 5-fold actor CV (actor_cv: held out 1-4, 5-8, ...,
-# 17-20), "both" features, mean over seeds 0/1/2, 8-class / quadrant accuracy; gap = mean feature z-shift of
-# the dlib faces of tests/data/talking-head-{a,b}.mp4 from the training faces (unseen actors in brackets).
-LANDMARK_CV = {
-    "all points, eye alignment (previous)": {"accuracy": 0.396, "quadrant_accuracy": 0.546, "seeds": 3,
-                                            "gap_z": 0.623, "baseline_gap_z": 0.370},
-    "no jaw, eye alignment": {"accuracy": 0.405, "quadrant_accuracy": 0.570, "seeds": 3, "gap_z": 0.549,
-                              "baseline_gap_z": 0.403},
-    "no jaw, stable alignment": {"accuracy": 0.405, "quadrant_accuracy": 0.572, "seeds": 2, "gap_z": 0.555,
-                                 "baseline_gap_z": 0.426},
-    "no jaw, eye alignment, tracker noise (chosen)": {"accuracy": 0.420, "quadrant_accuracy": 0.568, "seeds": 3,
-                                                      "gap_z": 0.549, "baseline_gap_z": 0.403},
-}
-LANDMARK_CHOICE = ("no-jaw points (17-67), eye-centre alignment, tracker-noise augmentation: best 5-fold actor "
-                   "CV 8-class accuracy (0.420 vs 0.396 for all points, quadrant 0.568 vs 0.546) and dlib gap "
-                   "z 0.549 vs 0.623 (1.36x the unseen-actor baseline instead of 1.68x); stable alignment did "
-                   "not lower the gap; see landmark_cv")
 
 
 @dataclass(frozen=True)
 class VisualTrainOptions:
-    landmarks: Path | None = None  # folder of OpenFace landmark CSVs
-    videos: Path | None = None  # folder of RAVDESS videos
+    landmarks: Path | None = None  # folder of official RAVDESS OpenFace landmark CSVs
+    videos: Path | None = None  # RAVDESS audio-video clips (01-01-*.mp4), landmarked with dlib
+    crops: Path | None = None  # RAVDESS face-crop videos (*.avi), landmarked with dlib
+    photos: Path | None = None  # faces-in-the-wild folder (images/ + labels.csv)
+    cache: Path | None = None  # where dlib landmarks of photos and videos are stored and reused
     out: Path = Path("checkpoints")
     features: str = FACE_FEATURES
     points: str = FACE_POINTS  # landmarks the CNN reads (face.POINT_SETS)
     alignment: str = FACE_ALIGNMENT  # face.normalise_landmarks
-    tracker_noise: bool = True  # add per-region offsets of TRACKER_NOISE_IOD in augmentation (LANDMARK_CHOICE)
-    epochs: int = 80
+    tracker_offset: bool = True  # move OpenFace faces into dlib's frame by the offset measured on one actor
+    tracker_noise: bool = True  # add per-region offsets of TRACKER_NOISE_IOD in augmentation
+    epochs: int = 60
     seed: int = 0
-    augment_copies: int = 8  # jittered variants per training face, besides the face itself
-    batch_size: int = 64
-    patience: int = 15
-    frames_per_clip: int = 1  # landmark frames taken from each clip (evenly spaced among good frames)
+    augment_copies: int = 8  # jittered variants per RAVDESS face, besides the face itself
+    photo_copies: int = 1  # jittered variants per photo, besides the photo itself
+    photo_weight: float = 1.0  # total loss weight of the photos relative to all RAVDESS faces together
+    balance: float = 0.5  # class-balance power within each source: 1 inverse frequency, 0 none
+    batch_size: int = 128
+    patience: int = 10
     test_actors: tuple[int, ...] = ravdess.TEST_ACTORS
     val_actors: tuple[int, ...] = ravdess.VAL_ACTORS
-    compare_features: bool = False  # also train every other feature kind and record the comparison
-    gap_videos: tuple[Path, ...] = ()  # clips landmarked with dlib to measure the dlib/OpenFace gap
+    cv_folds: int = 0  # > 0: also run grouped cross-validation and record it
     command: str = "emoscore train visual"
-    workers: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def recipe(self) -> dict[str, Any]:
+        """The settings that change the trained model (recorded in the manifest, key of cached results)."""
+        names = ("features", "points", "alignment", "tracker_offset", "tracker_noise", "epochs", "augment_copies",
+                 "photo_copies", "photo_weight", "balance", "batch_size", "patience")
+        return {name: getattr(self, name) for name in names}
 
-def load_training_set(options: VisualTrainOptions, log: Log) -> LandmarkSet:
-    if (options.landmarks is None) == (options.videos is None):
-        raise DataError("give exactly one of --landmarks (OpenFace CSVs) or --videos (RAVDESS videos)")
+
+# --- sources -------------------------------------------------------------------------------------------------
+
+def load_sources(options: VisualTrainOptions, log: Log) -> tuple[Faces, dict[str, Any]]:
+    """Every given source as one Faces set, and a report (counts per source, the tracker gap)."""
+    if not any((options.landmarks, options.videos, options.crops, options.photos)):
+        raise DataError("give at least one of --landmarks, --videos, --crops, --photos")
+    parts: list[Faces] = []
+    report: dict[str, Any] = {}
+    clips = {name: load_clips(path, options.cache, log=log) for name, path in
+             (("clips", options.videos), ("crops", options.crops)) if path is not None}
+    if "crops" in clips:
+        scale = crop_aspect(clips["crops"], clips.get("clips"), options.landmarks)
+        report["crop_y_scale"] = round(scale, 4)
+        clips["crops"] = stretch(clips["crops"], scale)
     if options.landmarks is not None:
-        return load_landmark_csvs(options.landmarks, options.frames_per_clip, log)
-    assert options.videos is not None
-    return load_videos(options.videos, options.frames_per_clip, options.workers, log)
+        openface = load_landmark_csvs(options.landmarks, 1, log)
+        offset = None
+        pairs_from = clips.get("clips") or clips.get("crops")
+        if pairs_from is not None:
+            offset, report["tracker_gap"] = tracker_offset(*paired_faces(openface, pairs_from)[:2],
+                                                           alignment=options.alignment)
+            report["tracker_gap"]["measured_on"] = "clips" if "clips" in clips else "crops"
+            if options.tracker_offset:
+                report["tracker_offset_iod"] = np.round(offset, 4).tolist()
+        parts.append(from_openface(openface, offset if options.tracker_offset else None, options.alignment))
+    parts += [from_clips(c, name, alignment=options.alignment) for name, c in clips.items()]
+    if options.photos is not None:
+        parts.append(from_photos(load_photos(options.photos, options.cache, log), options.alignment))
+    faces = concat(parts)
+    report["faces"] = {s: int((faces.sources == s).sum()) for s in np.unique(faces.sources)}
+    log("faces per source: " + ", ".join(f"{k} {v}" for k, v in report["faces"].items()))
+    return faces, report
 
 
-# --- augmentation and model --------------------------------------------------------------------------------
+def crop_aspect(crops: ClipFaces, clips: ClipFaces | None, landmarks: Path | None) -> float:
+    """The vertical stretch that makes the face crops' dlib faces match the same faces in full frames
+    (the crops were resized to a square from a taller-than-wide box): least squares on normalised y."""
+    from emoscore.face import normalise_landmarks
+
+    if clips is not None:
+        index, ref = clips.frames_near(GAP_SECONDS)
+        known = {clip_key(clips.items[i]): p for i, p in zip(index, ref, strict=True)}
+    elif landmarks is not None:
+        openface = load_landmark_csvs(landmarks, 1)
+        known = dict(zip(openface.keys.tolist(), openface.points, strict=True))
+    else:
+        return 1.0
+    index, found = crops.frames_near(GAP_SECONDS)
+    pairs = [(known[clip_key(crops.items[i])], p) for i, p in zip(index, found, strict=True)
+             if clip_key(crops.items[i]) in known]
+    if not pairs:
+        return 1.0
+    ref_n = normalise_landmarks(np.stack([a for a, _ in pairs]))[..., 1]
+    crop_n = normalise_landmarks(np.stack([b for _, b in pairs]))[..., 1]
+    return float((crop_n * ref_n).sum() / (crop_n**2).sum())
+
+
+def stretch(clips: ClipFaces, y_scale: float) -> ClipFaces:
+    """Clips with every landmark's y multiplied by `y_scale` (pixels)."""
+    points = [p * np.array([1.0, y_scale], dtype=np.float32) for p in clips.points]
+    return ClipFaces(clips.items, clips.times, points)
+
+
+# --- augmentation, weights and model --------------------------------------------------------------------------
 
 # Standard deviation (IOD, per axis) of a random offset shared by a region's points, per face, when
-# tracker_noise is on: the dlib-versus-OpenFace mean-shape shift on the sample clips beyond the ordinary
-# unseen-actor shift (manifest dlib_openface_gap of the eye-aligned model: jaw 0.126 vs 0.045, brows 0.042 vs
-# 0.011, nose 0.074 vs 0.040, mouth 0.084 vs 0.062, eyes 0.008 vs 0.005).
-TRACKER_NOISE_IOD = {"jaw": 0.08, "brows": 0.03, "nose": 0.035, "eyes": 0.0, "mouth": 0.02}
+# tracker_noise is on: about the residual dlib-vs-OpenFace distance per region on identical faces.
+TRACKER_NOISE_IOD = {"jaw": 0.03, "brows": 0.015, "nose": 0.015, "eyes": 0.0, "mouth": 0.02}
 
 
 def jitter(aligned: np.ndarray, rng: np.random.Generator, tracker_noise: bool = False) -> np.ndarray:
@@ -126,17 +166,47 @@ def jitter(aligned: np.ndarray, rng: np.random.Generator, tracker_noise: bool = 
 
 def augmented(aligned: np.ndarray, labels: np.ndarray, copies: int, seed: int,
               tracker_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The faces themselves followed by `copies` jittered variants: ((1 + copies) n, 68, 2), labels."""
+    """The faces themselves followed by `copies` jittered variants: ((1 + copies) n, 68, 2), labels tiled."""
     rng = np.random.default_rng(seed)
     faces = [aligned] + [jitter(aligned, rng, tracker_noise) for _ in range(copies)]
-    return np.concatenate(faces), np.tile(labels, 1 + copies)
+    return np.concatenate(faces), np.concatenate([labels] * (1 + copies))
+
+
+def sample_weights(faces: Faces, balance: float, photo_weight: float) -> np.ndarray:
+    """(n,) loss weights: within each source, class c weighs (n_s / (K_s n_sc)) ** balance (mean about 1);
+    the photos together weigh `photo_weight` times all RAVDESS faces together."""
+    weights = np.ones(len(faces))
+    for source in np.unique(faces.sources):
+        mine = faces.sources == source
+        classes, counts = np.unique(faces.labels[mine], return_counts=True)
+        per_class = (mine.sum() / (len(classes) * counts)) ** balance
+        weights[mine] = per_class[np.searchsorted(classes, faces.labels[mine])]
+        weights[mine] /= weights[mine].mean()
+    photos = faces.sources == "photos"
+    if photos.any() and (~photos).any():
+        weights[photos] *= photo_weight * (~photos).sum() / photos.sum()
+    return weights.astype(np.float32)
+
+
+def masked_loss(smoothing: float = 0.1) -> Callable[[Any, Any], Any]:
+    """Cross-entropy against a set of allowed classes: -log(sum of their probabilities), label-smoothed."""
+    from emoscore.tf_util import tf
+
+    t = tf()
+
+    def loss(mask: Any, probs: Any) -> Any:
+        probs = t.clip_by_value(probs, 1e-7, 1.0)
+        allowed = t.reduce_sum(mask * probs, axis=-1)
+        return -(1 - smoothing) * t.math.log(allowed) - smoothing * t.reduce_mean(t.math.log(probs), axis=-1)
+
+    return loss
 
 
 def build_model(train_x: np.ndarray, seed: int) -> Any:
-    """The 1D CNN over the 68 landmarks in iBUG order: (68, C) features -> 8 emotion probabilities.
+    """The 1D CNN over the kept landmarks in iBUG order: (P, C) features -> 8 emotion probabilities.
 
-    Each (landmark, channel) feature is standardised inside the model (Normalization layer). Small and
-    L2-regularised on purpose: with ~320 training faces a larger net fits the actors, not the emotions.
+    One fixed-shape float input, one softmax output (convertible to TFLite). Each (landmark, channel) feature
+    is standardised inside the model (Normalization layer); small and L2-regularised.
     """
     from emoscore.tf_util import tf
 
@@ -157,151 +227,105 @@ def build_model(train_x: np.ndarray, seed: int) -> Any:
     return keras.Model(inputs, outputs, name="face_emotion_cnn")
 
 
-def fit(options: VisualTrainOptions, train: LandmarkSet, val: LandmarkSet, log: Log) -> Any:
-    """Train on jittered copies of `train`'s faces, early-stopping on `val`'s (if any)."""
-    from emoscore.tf_util import fit_classifier, seed_everything, tf
+def training_arrays(options: VisualTrainOptions, train: Faces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (m, P, C), target masks (m, 8), weights (m,)) of `train` and its jittered copies."""
+    weights = sample_weights(train, options.balance, options.photo_weight)
+    photos = train.sources == "photos"
+    xs, ts, ws = [], [], []
+    for keep, copies in ((~photos, options.augment_copies), (photos, options.photo_copies)):
+        if keep.any():
+            index = np.flatnonzero(keep)
+            faces, rows = augmented(train.aligned[index], index, copies, options.seed, options.tracker_noise)
+            xs.append(landmark_features(faces, options.features, options.points))
+            ts.append(train.targets[rows])
+            ws.append(weights[rows])
+    return np.concatenate(xs), np.concatenate(ts), np.concatenate(ws)
+
+
+def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) -> Any:
+    """Train on jittered copies of `train`, early-stopping on `val`'s loss (training loss if None)."""
+    from emoscore.tf_util import seed_everything, tf
 
     seed_everything(options.seed)
     keras = tf().keras
-    faces, labels = augmented(normalise_landmarks(train.points, options.alignment), train.labels,
-                              options.augment_copies, options.seed, options.tracker_noise)
-    x = landmark_features(faces, options.features, options.points)
+    x, targets, weights = training_arrays(options, train)
     model = build_model(x, options.seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
-    val_data = (landmark_features(normalise_landmarks(val.points, options.alignment), options.features,
-                                  options.points), val.labels) if len(val.labels) else None
-    fit_classifier(model, x, labels, val_data, n_classes=N_EMOTIONS, epochs=options.epochs,
-                   batch_size=options.batch_size, patience=options.patience, lr_patience=6, log=log)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_loss(), metrics=["accuracy"])
+    val_data = None
+    if val is not None and len(val):
+        val_data = (landmark_features(val.aligned, options.features, options.points), val.targets)
+    monitor = "val_loss" if val_data is not None else "loss"
+
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        log(f"  epoch {epoch + 1:3d}  loss {logs['loss']:.3f}" + (f"  val_loss {logs['val_loss']:.3f}  val_acc "
+                                                                 f"{logs['val_accuracy']:.3f}" if val_data else ""))
+
+    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=options.patience, restore_best_weights=True),
+                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(options.patience // 2, 1)),
+                 keras.callbacks.LambdaCallback(on_epoch_end=report)]
+    model.fit(x, targets, sample_weight=weights, epochs=options.epochs, batch_size=options.batch_size,
+              validation_data=val_data, shuffle=True, verbose=0, callbacks=callbacks)
     return model
 
 
-# --- dlib versus the training landmarks ------------------------------------------------------------------
-
-def dlib_openface_gap(data: LandmarkSet, unseen: LandmarkSet, videos: Sequence[Path] | np.ndarray,
-                      features: str = FACE_FEATURES, points: str = FACE_POINTS,
-                      alignment: str = FACE_ALIGNMENT) -> dict[str, Any]:
-    """The gap between dlib faces from `videos` (or their (m, 68, 2) landmarks) and the training faces,
-    beside the ordinary gap between the training faces and unseen actors' faces from the same tracker (the
-    baseline it should be read against)."""
-    found = videos if isinstance(videos, np.ndarray) else dlib_landmarks_of(videos)
-    if not len(found):
-        raise DataError(f"no face found by dlib in {[str(v) for v in videos]}")
-
-    def norm(p: np.ndarray) -> np.ndarray:
-        return normalise_landmarks(p, alignment)
-
-    seen = data.select(sorted(set(data.actors.tolist()) - set(unseen.actors.tolist())))
-    names = [] if isinstance(videos, np.ndarray) else [Path(v).name for v in videos]
-    return {"videos": names, "features": features, "points": points, "alignment": alignment,
-            "dlib_vs_training": landmark_gap(norm(data.points), norm(found), features, points),
-            "baseline_unseen_actors_vs_seen": landmark_gap(norm(seen.points), norm(unseen.points), features,
-                                                           points)}
+def predict_aligned(model: Any, aligned: np.ndarray, options: VisualTrainOptions) -> np.ndarray:
+    """(n, 68, 2) normalised faces -> (n, 8) probabilities, averaged with the mirrored face (as inference)."""
+    if not len(aligned):
+        return np.zeros((0, N_EMOTIONS), dtype=np.float32)
+    both = np.concatenate([aligned, mirror_landmarks(aligned)])
+    probs = np.asarray(model(landmark_features(both, options.features, options.points), training=False))
+    return ((probs[: len(aligned)] + probs[len(aligned):]) / 2).astype(np.float32)
 
 
-# --- training, comparison, evaluation ------------------------------------------------------------------
+# --- the shipped model ----------------------------------------------------------------------------------------
 
-def split(data: LandmarkSet, options: VisualTrainOptions) -> tuple[LandmarkSet, LandmarkSet, LandmarkSet]:
-    """(train, validation, test) by actor, never by file."""
+def split(faces: Faces, options: VisualTrainOptions) -> tuple[Faces, Faces, Faces]:
+    """(train, validation, test): RAVDESS faces by actor (test_actors, val_actors); photos all in train."""
     test_actors, val_actors = set(options.test_actors), set(options.val_actors)
     if test_actors & val_actors:
         raise DataError("an actor cannot be both a validation and a test actor")
-    present = set(data.actors.tolist())
-    train = data.select(sorted(present - test_actors - val_actors))
-    test = data.select(sorted(test_actors))
-    if not len(train.labels) or not len(test.labels):
-        raise DataError(f"actor split leaves an empty set (train {len(train.labels)}, "
-                        f"test {len(test.labels)} faces)")
-    return train, data.select(sorted(val_actors)), test
-
-
-def evaluate(model: Any, data: LandmarkSet, options: VisualTrainOptions) -> dict[str, Any]:
-    """Metrics (emoscore.metrics.emotion_metrics) of `model` on `data`, mirror-averaged like inference."""
-    metrics = emotion_metrics(data.labels, predict_landmarks(model, data.points, options.features,
-                                                             options.points, options.alignment))
-    metrics["actors"] = sorted(set(data.actors.tolist()))
-    return metrics
-
-
-def compare_features(options: VisualTrainOptions, parts: tuple[LandmarkSet, LandmarkSet, LandmarkSet],
-                     log: Log) -> dict[str, dict[str, float]]:
-    """Validation and test-actor scores of a model trained on each feature kind (same split and seed)."""
-    train, val, test = parts
-    scores = {}
-    for features in FEATURE_KINDS:
-        started = time.monotonic()
-        variant = replace(options, features=features)
-        model = fit(variant, train, val, lambda _: None)
-        on_val = evaluate(model, val, variant) if len(val.labels) else {}
-        on_test = evaluate(model, test, variant)
-        scores[features] = {"val_accuracy": on_val.get("accuracy", float("nan")),
-                            "test_accuracy": on_test["accuracy"], "test_macro_f1": on_test["macro_f1"],
-                            "test_quadrant_accuracy": on_test["quadrant_accuracy"],
-                            "train_seconds": round(time.monotonic() - started, 1)}
-        log(f"  features {features:<9} " + "  ".join(f"{k} {v:.3f}" for k, v in scores[features].items()))
-    return scores
-
-
-def actor_cv(options: VisualTrainOptions, data: LandmarkSet, folds: int = 5, log: Log = lambda _: None,
-             probe: np.ndarray | None = None) -> dict[str, Any]:
-    """Leave-actors-out cross-validation: the actors split into `folds` consecutive groups (1-4, 5-8, … for
-    actors 1-20); each group is held out in turn, the two highest-numbered remaining actors early-stop
-    training (for the 17-20 fold that is the shipped 15/16 split). Returns per-fold and mean 8-class and
-    quadrant accuracy; with `probe` landmarks (m, 68, 2), also the fold models' mean prediction on them."""
-    actors = sorted(set(data.actors.tolist()))
-    groups = [g.tolist() for g in np.array_split(np.array(actors), folds)]
-    result: dict[str, Any] = {"folds": [], "probe_probs": []}
-    for held in groups:
-        rest = [a for a in actors if a not in held]
-        val_actors = tuple(rest[-2:])
-        train = data.select([a for a in rest if a not in val_actors])
-        model = fit(options, train, data.select(val_actors), lambda _: None)
-        metrics = evaluate(model, data.select(held), options)
-        result["folds"].append({"held_out": held, "accuracy": metrics["accuracy"],
-                                "quadrant_accuracy": metrics["quadrant_accuracy"]})
-        if probe is not None:
-            result["probe_probs"].append(predict_landmarks(model, probe, options.features, options.points,
-                                                           options.alignment))
-        log(f"  fold {held}: accuracy {metrics['accuracy']:.3f}  quadrant {metrics['quadrant_accuracy']:.3f}")
-    for key in ("accuracy", "quadrant_accuracy"):
-        result[key] = float(np.mean([f[key] for f in result["folds"]]))
-    return result
+    actors = faces.actors()
+    test, val = np.isin(actors, list(test_actors)), np.isin(actors, list(val_actors))
+    train = ~test & ~val
+    if not train.any() or not test.any():
+        raise DataError(f"actor split leaves an empty set (train {int(train.sum())}, test {int(test.sum())} faces)")
+    return faces.take(train), faces.take(val), faces.take(test)
 
 
 def train_visual_model(options: VisualTrainOptions, log: Log = print) -> dict[str, Any]:
-    """Train on RAVDESS faces, evaluate on the test actors, save the model and its manifest entry.
+    """Train on every source (test actors held out), evaluate, optionally cross-validate, save the model and
+    its manifest entry. Returns the test-actor metrics (also in <out>/visual_metrics.json)."""
+    from emoscore.visual_cv import grouped_cv
 
-    Returns the test-actor metrics (also written to <out>/visual_metrics.json).
-    """
     started = time.monotonic()
-    data = load_training_set(options, log)
-    train, val, test = split(data, options)
-    log(f"{len(train.labels)} train / {len(val.labels)} validation / {len(test.labels)} test faces "
-        f"(test actors {list(options.test_actors)}, validation actors {list(options.val_actors)})")
-    extra: dict[str, Any] = {"seed": options.seed, "augment_copies": options.augment_copies,
-                             "tracker_noise": options.tracker_noise, "landmark_choice": LANDMARK_CHOICE,
-                             "landmark_cv": LANDMARK_CV,
-                             "feature_choice": FEATURE_CHOICE, **options.extra}
-    if options.compare_features:
-        log("comparing feature kinds on unseen actors:")
-        extra["feature_comparison"] = compare_features(options, (train, val, test), log)
+    faces, report = load_sources(options, log)
+    train, val, test = split(faces, options)
+    log(f"{len(train)} train / {len(val)} validation / {len(test)} test faces (test actors "
+        f"{list(options.test_actors)}, validation actors {list(options.val_actors)})")
+    extra: dict[str, Any] = {"seed": options.seed, "recipe": options.recipe(), **report, **options.extra}
+    if options.cv_folds:
+        log(f"grouped {options.cv_folds}-fold cross-validation (RAVDESS by actor, photos by identity):")
+        extra["grouped_cv"] = grouped_cv(options, faces, options.cv_folds, log)
     model = fit(options, train, val, log)
-    metrics = evaluate(model, test, options)
+    metrics = face_metrics(test, predict_aligned(model, test.aligned, options))
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
-    if options.gap_videos:
-        log(f"measuring the landmark gap against dlib on {len(options.gap_videos)} clip(s)")
-        extra["dlib_openface_gap"] = dlib_openface_gap(data, test, options.gap_videos, options.features,
-                                                       options.points, options.alignment)
-    _save(options, model, metrics, _describe(data, train, val, test), extra)
+    _save(options, model, metrics, _describe(faces, options), extra)
     return metrics
 
 
-def _describe(data: LandmarkSet, train: LandmarkSet, val: LandmarkSet, test: LandmarkSet) -> str:
-    actors = sorted(set(data.actors.tolist()))
-    return (f"{data.source}: {len(data.labels)} faces of actors {actors[0]:02d}-{actors[-1]:02d} "
-            f"(one per clip unless frames_per_clip > 1); {len(train.labels)} train, {len(val.labels)} "
-            f"validation (actors {sorted(set(val.actors.tolist()))}), {len(test.labels)} test (actors "
-            f"{sorted(set(test.actors.tolist()))}) — a small set")
+def _describe(faces: Faces, options: VisualTrainOptions) -> str:
+    parts = []
+    for source in np.unique(faces.sources):
+        mine = faces.sources == source
+        actors = sorted(set(faces.actors()[mine].tolist()) - {0})
+        who = f"actors {actors[0]:02d}-{actors[-1]:02d}" if actors else f"{len(set(faces.groups[mine]))} people"
+        parts.append(f"{int(mine.sum())} {SOURCE_NAMES.get(str(source), source)} ({who})")
+    return (f"{'; '.join(parts)}; test actors {list(options.test_actors)}, validation actors "
+            f"{list(options.val_actors)}; photos split by identity in cross-validation")
+
+
+SOURCE_NAMES = {"openface": "official OpenFace RAVDESS frames", "clips": "dlib frames of RAVDESS videos",
+                "crops": "dlib frames of RAVDESS face crops", "photos": "dlib faces-in-the-wild photos"}
 
 
 def _save(options: VisualTrainOptions, model: Any, metrics: dict[str, Any], data: str,
@@ -311,23 +335,29 @@ def _save(options: VisualTrainOptions, model: Any, metrics: dict[str, Any], data
 
     options.out.mkdir(parents=True, exist_ok=True)
     save_keras(model, options.out / "visual.keras")
-    (options.out / "visual_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (options.out / "visual_metrics.json").write_text(json.dumps({**metrics, **extra}, indent=2, default=str) + "\n")
     record_model(options.out, MODEL_NAME, "face-landmark-cnn", {"model": "visual.keras"},
                  constants=feature_constants(options.features, options.points, options.alignment),
-                 command=options.command, metrics=metrics,
-                 data=data, extra=extra)
+                 command=options.command, metrics=metrics, data=data, extra=extra)
+    from emoscore.export import export_model  # the .tflite that `score` runs
+
+    export_model(options.out, MODEL_NAME)
+
+
+def out_of_fold_predictions(landmarks: Path, folds: int = 5, seed: int = 0, log: Log = lambda _: None, *,
+                            options: VisualTrainOptions | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """For every RAVDESS OpenFace landmark clip of `landmarks`: its key "EE-II-SS-RR-AA", the (n, 8)
+    probabilities of the model trained without that clip's actor (actor-wise folds; photos in every fold's
+    training set), and its (n,) true emotion index. Cached under /tmp/emoscore-cache/face/."""
+    from emoscore.visual_cv import cached_out_of_fold
+
+    return cached_out_of_fold(landmarks, folds, seed, log, options)
 
 
 def evaluate_visual_model(checkpoints: Path, landmarks: Path | None = None, videos: Path | None = None,
-                          actors: Sequence[int] | None = None, log: Log = lambda _: None) -> dict[str, Any]:
-    """Metrics of the installed visual model on the given actors (default: the test actors)."""
-    from emoscore.face import FaceEmotionModel
+                          photos: Path | None = None, actors: Sequence[int] | None = None,
+                          cache: Path | None = None, log: Log = lambda _: None) -> dict[str, Any]:
+    """Metrics of the installed visual model on the given faces (see visual_cv.evaluate_installed)."""
+    from emoscore.visual_cv import evaluate_installed
 
-    model = FaceEmotionModel(checkpoints)
-    data = load_training_set(VisualTrainOptions(landmarks=landmarks, videos=videos), log)
-    chosen = data.select(actors or ravdess.TEST_ACTORS)
-    if not len(chosen.labels):
-        raise DataError(f"no faces of actors {list(actors or ravdess.TEST_ACTORS)}")
-    metrics = emotion_metrics(chosen.labels, model.predict(chosen.points))
-    metrics["actors"] = sorted(set(chosen.actors.tolist()))
-    return metrics
+    return evaluate_installed(checkpoints, landmarks, videos, photos, actors, cache, log)

@@ -7,7 +7,7 @@ import contextlib
 import csv
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +28,24 @@ VIDEO_SKIP_SECONDS = 1.0  # RAVDESS clips open on a still face before the actor 
 
 @dataclass(frozen=True)
 class LandmarkSet:
-    """Faces of a set of clips: points (n, 68, 2) pixels, labels (n,), actors (n,), and a description."""
+    """Faces of a set of clips: points (n, 68, 2) pixels, labels (n,), actors (n,), a description, and
+    keys (n,) "EE-II-SS-RR-AA" of each face's clip (emotion, intensity, statement, repetition, actor)."""
 
     points: np.ndarray
     labels: np.ndarray
     actors: np.ndarray
     source: str
+    keys: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
 
     def select(self, actors: Sequence[int]) -> LandmarkSet:
         keep = np.isin(self.actors, list(actors))
-        return LandmarkSet(self.points[keep], self.labels[keep], self.actors[keep], self.source)
+        keys = self.keys[keep] if len(self.keys) == len(self.labels) else self.keys[:0]
+        return LandmarkSet(self.points[keep], self.labels[keep], self.actors[keep], self.source, keys)
 
 
+def clip_key(item: ravdess.RavdessItem) -> str:
+    """ "EE-II-SS-RR-AA" of a RAVDESS clip: the part of its name shared by its video, audio and landmarks."""
+    return "-".join(item.path.stem.split("-")[2:])
 
 
 def pick_frames(n: int, k: int) -> np.ndarray:
@@ -98,7 +104,8 @@ def _stack(groups: list[tuple[ravdess.RavdessItem, np.ndarray]], source: str, lo
     points = np.concatenate([pts for _, pts in kept]).astype(np.float32)
     labels = np.concatenate([np.full(len(pts), item.emotion) for item, pts in kept])
     actors = np.concatenate([np.full(len(pts), item.actor) for item, pts in kept])
-    return LandmarkSet(points, labels, actors, source)
+    keys = np.concatenate([np.full(len(pts), clip_key(item)) for item, pts in kept])
+    return LandmarkSet(points, labels, actors, source, keys)
 
 
 def load_landmark_csvs(root: Path, frames_per_clip: int = 1, log: Log = lambda _: None) -> LandmarkSet:
