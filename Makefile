@@ -7,7 +7,7 @@ SAMPLE ?= tests/data/talking-head-a.mp4
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music clean
+.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music export clean
 
 setup: system $(VENV)/.installed
 
@@ -41,6 +41,11 @@ bench: setup
 	$(BIN)/python -m emoscore.bench
 
 train: train-audio train-visual train-music
+	$(MAKE) export
+
+# The light inference files (.tflite, .npz) `score` runs; converts only models retrained since their last export.
+export: setup
+	$(BIN)/emoscore export
 
 train-audio: setup
 	$(BIN)/emoscore train audio --ravdess $(SHARED)/ravdess-speech-16k

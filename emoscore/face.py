@@ -231,11 +231,9 @@ class FaceEmotionModel:
     """The trained landmark CNN, verified against the manifest before it is loaded, plus the landmarker."""
 
     def __init__(self, checkpoints: Path):
-        from emoscore.checkpoints import resolve_model
-        from emoscore.tf_util import load_keras
+        from emoscore.runtime import load_lite
 
-        paths = resolve_model(checkpoints, MODEL_NAME, feature_constants())
-        self.model = load_keras(paths["model"])
+        self.model = load_lite(checkpoints, MODEL_NAME, feature_constants())  # the exported .tflite: no TensorFlow
         self.landmarker = FaceLandmarker()
 
     def predict(self, points: np.ndarray) -> np.ndarray:

@@ -131,11 +131,9 @@ class SpeechEmotionModel:
     """The trained speech CNN, verified against the manifest before it is loaded."""
 
     def __init__(self, checkpoints: Path):
-        from emoscore.checkpoints import resolve_model
-        from emoscore.tf_util import load_keras
+        from emoscore.runtime import load_lite
 
-        paths = resolve_model(checkpoints, MODEL_NAME, feature_constants())
-        self.model = load_keras(paths["model"])
+        self.model = load_lite(checkpoints, MODEL_NAME, feature_constants())  # the exported .tflite: no TensorFlow
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """(n, 150, 27) normalised windows -> (n, 8) emotion probabilities."""

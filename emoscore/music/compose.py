@@ -46,15 +46,14 @@ def model_name(quadrant: str) -> str:
 
 def load_sampler(checkpoints: Path, quadrant: str) -> Sampler:
     """The quadrant's LSTM (sha256- and constant-verified), loaded once per process and file."""
-    from emoscore.checkpoints import resolve_model
     from emoscore.music.events import vocab_constants
-    from emoscore.music.lstm import lstm_weights
-    from emoscore.tf_util import load_keras
+    from emoscore.music.lstm import load_weights
+    from emoscore.runtime import lite_path
 
-    paths = resolve_model(checkpoints, model_name(quadrant), constants=vocab_constants())
-    cache_key = (str(paths["model"].resolve()), str(paths["model"].stat().st_mtime_ns))
+    path = lite_path(checkpoints, model_name(quadrant), constants=vocab_constants())  # the exported .npz
+    cache_key = (str(path.resolve()), str(path.stat().st_mtime_ns))
     if cache_key not in _SAMPLERS:
-        _SAMPLERS[cache_key] = Sampler(lstm_weights(load_keras(paths["model"])))
+        _SAMPLERS[cache_key] = Sampler(load_weights(path))
     return _SAMPLERS[cache_key]
 
 

@@ -2,13 +2,15 @@
 
 One model per quadrant. Training windows are SEQ_LEN notes of one piece (teacher forcing: inputs are
 notes 0..T-1 with a BOS row first, targets notes 1..T). Keras is used for training and for the file
-format; generation runs the same weights in a tf.function (see sampler.py).
+format; `emoscore export` writes the weights to an .npz (lstm_weights / save_weights) and generation runs
+them one step at a time in numpy (LstmStep, used by sampler.py), without TensorFlow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,3 +134,66 @@ def lstm_weights(model: Any) -> dict[str, Any]:
         "lstm": layers,
         "heads": [[np.asarray(w) for w in names[f"head_{f}"].get_weights()] for f in FIELDS],
     }
+
+
+# --- inference without TensorFlow ------------------------------------------------------------------
+
+def save_weights(weights: dict[str, Any], path: Path) -> None:
+    """Write lstm_weights() arrays to an uncompressed .npz (atomically)."""
+    from emoscore.fileio import atomic_path
+
+    arrays = {f"embed_{i}": w for i, w in enumerate(weights["embed"])}
+    for i, (kernel, recurrent, bias) in enumerate(weights["lstm"]):
+        arrays.update({f"lstm_{i}_kernel": kernel, f"lstm_{i}_recurrent": recurrent, f"lstm_{i}_bias": bias})
+    for i, (w, b) in enumerate(weights["heads"]):
+        arrays.update({f"head_{i}_w": w, f"head_{i}_b": b})
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})  # type: ignore[arg-type]
+
+
+def load_weights(path: Path) -> dict[str, Any]:
+    """The save_weights() file back as lstm_weights()'s dict of float32 arrays."""
+    with np.load(Path(path)) as data:
+        n_layers = sum(k.endswith("_kernel") for k in data.files)
+        return {"embed": [data[f"embed_{i}"] for i in range(len(FIELDS))],
+                "lstm": [[data[f"lstm_{i}_{k}"] for k in ("kernel", "recurrent", "bias")] for i in range(n_layers)],
+                "heads": [[data[f"head_{i}_w"], data[f"head_{i}_b"]] for i in range(len(FIELDS))]}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # = 1 / (1 + exp(-x)), without overflow warnings
+
+
+class LstmStep:
+    """One step of the note LSTM in numpy, state explicit: Keras' LSTM cell (gates i, f, c, o; sigmoid and
+    tanh activations) on the embeddings of one token, then the four heads in one matrix product.
+
+    State h, c: (layers, units) float32. Logits: one array per field, sizes FIELD_SIZES.
+    """
+
+    def __init__(self, weights: dict[str, Any]) -> None:
+        self.embed = [np.asarray(w, np.float32) for w in weights["embed"]]
+        self.lstm = [[np.asarray(w, np.float32) for w in layer] for layer in weights["lstm"]]
+        self.units = int(self.lstm[0][1].shape[0])
+        self.head_w = np.concatenate([np.asarray(w, np.float32) for w, _ in weights["heads"]], axis=1)
+        self.head_b = np.concatenate([np.asarray(b, np.float32) for _, b in weights["heads"]])
+        self._splits = np.cumsum([len(b) for _, b in weights["heads"]])[:-1]
+
+    def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
+        zeros = np.zeros((len(self.lstm), self.units), np.float32)
+        return zeros, zeros.copy()
+
+    def __call__(self, h: np.ndarray, c: np.ndarray, token: Sequence[int] | np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """State (h, c) and token (4,) ints -> new (h, c) and the four logit vectors."""
+        x = np.concatenate([e[int(t)] for e, t in zip(self.embed, token, strict=True)])
+        hs, cs = [], []
+        for layer, (kernel, recurrent, bias) in enumerate(self.lstm):
+            z = x @ kernel + h[layer] @ recurrent + bias
+            gi, gf, gc, go = np.split(z, 4)
+            c_new = _sigmoid(gf) * c[layer] + _sigmoid(gi) * np.tanh(gc)
+            x = _sigmoid(go) * np.tanh(c_new)
+            hs.append(x)
+            cs.append(c_new)
+        logits = np.split(x @ self.head_w + self.head_b, self._splits)
+        return np.stack(hs), np.stack(cs), logits

@@ -172,6 +172,9 @@ def record_all(options: MusicTrainOptions, pieces: Sequence[Piece], lstm: dict[s
                  constants=judge_mod.judge_constants(), command=options.command, metrics=judge_metrics,
                  data=f"EMOPIA piano clips: {judge['train_clips']} train (+ validation for selection), "
                       f"{judge['n']} test", extra={"seed": options.seed, "input": "piano part (the LSTM's notes)"})
+    from emoscore.export import LSTM_KINDS, export_all  # the .npz weights that `compose` runs
+
+    export_all(options.out, kinds=LSTM_KINDS)
 
 
 def train_music_models(options: MusicTrainOptions, log: Log = print) -> dict[str, Any]:

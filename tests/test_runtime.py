@@ -1,0 +1,121 @@
+"""The light runtime: verified loading of exported models, batch handling, the numpy sampler, and a
+`score` process that never imports TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoscore.checkpoints import PACKAGE_CHECKPOINTS
+from emoscore.errors import ChecksumError, ModelError
+from emoscore.music.compose import load_sampler
+from emoscore.music.sampler import HISTORY, SamplingControls, top_p_sample
+from emoscore.runtime import LITE_ROLE, LiteModel, lite_path, load_lite
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_lite_model_takes_any_batch_and_checks_the_shape() -> None:
+    model = LiteModel(PACKAGE_CHECKPOINTS / "visual.tflite")
+    x = np.random.default_rng(0).normal(size=(5, *model.input_shape)).astype(np.float32)
+    five = model(x)
+    assert five.shape == (5, 8) and np.allclose(five.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(model(x[:2]), five[:2], atol=1e-6)  # resized back down
+    assert model(x[:0]).shape == (0, 8)
+    with pytest.raises(ModelError, match="model input"):
+        model(x[:, :10])
+
+
+def _copy_face_model(folder: Path) -> None:
+    for name in ("manifest.json", "visual.keras", "visual.tflite"):
+        shutil.copy(PACKAGE_CHECKPOINTS / name, folder / name)
+
+
+def test_a_changed_exported_file_fails_its_sha256(tmp_path: Path) -> None:
+    _copy_face_model(tmp_path)
+    data = bytearray((tmp_path / "visual.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "visual.tflite").write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="visual.tflite"):
+        load_lite(tmp_path, "visual")
+
+
+def test_a_model_never_exported_asks_for_emoscore_export(tmp_path: Path) -> None:
+    _copy_face_model(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["models"]["visual"]["files"][LITE_ROLE]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="emoscore export"):
+        lite_path(tmp_path, "visual")
+
+
+def test_top_p_keeps_the_nucleus_only(rng: np.random.Generator) -> None:
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    draws = [top_p_sample(logits, 1.0, 0.7, rng) for _ in range(400)]
+    assert set(draws) == {0, 1}  # 0.5 + 0.3 reaches 0.7; 2 and 3 are cut
+    assert {top_p_sample(logits, 1.0, 0.01, rng) for _ in range(50)} == {0}
+
+
+def test_sampler_is_deterministic_and_keeps_its_constraints() -> None:
+    sampler = load_sampler(PACKAGE_CHECKPOINTS, "Q2")
+    controls = SamplingControls(pitch_low=48, pitch_high=84, max_shift=6, max_chord=2)
+    tokens = sampler.generate(256, controls, seed=7)
+    np.testing.assert_array_equal(tokens, sampler.generate(256, controls, seed=7))
+    assert not np.array_equal(tokens, sampler.generate(256, controls, seed=8))
+    onsets = np.cumsum(tokens[:, 0])
+    assert onsets[-1] < 256 and onsets[-1] >= 256 - 6 - 1  # covers the span, nothing past it
+    pitches = tokens[:, 1] + 21
+    assert pitches.min() >= 48 and pitches.max() <= 84
+    assert tokens[1:, 0].max() <= 6
+    groups = np.split(pitches, np.flatnonzero(tokens[:, 0] > 0))
+    assert max(len(g) for g in groups) <= 2  # notes per onset
+    assert all(len(set(g.tolist())) == len(g) for g in groups)  # no pitch twice in one chord
+
+
+def test_sampler_accepts_a_prime_longer_than_its_history() -> None:
+    sampler = load_sampler(PACKAGE_CHECKPOINTS, "Q4")
+    prime = sampler.generate(200, SamplingControls(), seed=1)
+    assert len(prime) > HISTORY
+    assert len(sampler.generate(64, SamplingControls(), seed=2, prime=prime))
+
+
+PROBE = """
+import sys
+from emoscore.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'tf_keras'})
+print('EXIT', code, 'HEAVY=' + ','.join(heavy))
+"""
+
+
+def consistent_checkpoints(folder: Path) -> Path:
+    """A copy of the shipped checkpoints whose recorded feature constants are the running code's, so this
+    test checks what the process imports even while a retrain that changes the features is pending."""
+    from emoscore import face, speech
+
+    shutil.copytree(PACKAGE_CHECKPOINTS, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["models"]["audio"]["constants"] = speech.feature_constants()
+    manifest["models"]["visual"]["constants"] = face.feature_constants()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.mark.slow
+def test_score_and_compose_never_import_tensorflow(tmp_path: Path, clip_a: Path) -> None:
+    checkpoints = consistent_checkpoints(tmp_path / "checkpoints")
+    for args in (["score", str(clip_a), "-o", str(tmp_path)],
+                 ["compose", "--quadrant", "Q3", "--seconds", "4", "-o", str(tmp_path / "q3.mid")]):
+        proc = subprocess.run([sys.executable, "-c", PROBE, *args, "--checkpoints", str(checkpoints)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        last = proc.stdout.strip().splitlines()[-1]
+        assert last == "EXIT 0 HEAVY=", f"{args[0]}: {last}\n{proc.stderr[-2000:]}"
