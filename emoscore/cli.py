@@ -307,9 +307,22 @@ def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, 
                 progress.advance(task)
                 log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
     print_summary(items)
+    write_review_page(items, output if output is not None else input_dir)
     failed = [i for i in items if i.status == "failed"]
     if failed:
         raise typer.Exit(code=max(i.exit_code for i in failed) or 1)
+
+
+def write_review_page(items: list[Any], folder: Path) -> None:
+    """The batch's review page, folder/index.html (never over an index.html emoscore did not write)."""
+    from emoscore.review import REVIEW_NAME, write_review
+
+    page = write_review(items, folder)
+    if page is None:
+        typer.secho(f"warning: {folder / REVIEW_NAME} exists and is not emoscore's: review page not written",
+                    fg=typer.colors.YELLOW, err=True)
+    else:
+        typer.echo(f"review page: {page}")
 
 
 def print_summary(items: list[Any]) -> None:
