@@ -11,11 +11,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: system $(VENV)/.installed
 
-# System libraries: fluidsynth for rendering, a full General MIDI soundfont (the bundled small one is the fallback).
+# System libraries: fluidsynth for rendering, a full General MIDI soundfont (the bundled small one is the fallback),
+# chromium for the review-page test.
 system:
 	@if ! ldconfig -p | grep -q libfluidsynth; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libfluidsynth3 fluid-soundfont-gm; fi
 	@[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || $(SUDO) apt-get install -y -qq fluid-soundfont-gm || true
+	@# chromium: the headless browser tests/test_review.py renders the batch review page in (skipped without it)
+	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) || true
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
