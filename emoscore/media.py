@@ -103,7 +103,7 @@ def parse_streams(text: str) -> tuple[tuple[StreamInfo, ...], dict[int, int]]:
         turn = _ROTATION.search(line) or _ROTATE_TAG.match(line)
         if turn and streams:
             rotation[streams[-1].index] = int(round(float(turn.group(1)))) % 360
-    return tuple(streams), rotation
+    return tuple(sorted(streams, key=lambda s: s.index)), rotation  # stream groups list out of order
 
 
 def probe(path: Path) -> VideoInfo:
@@ -218,15 +218,17 @@ def audio_codec_for(suffix: str) -> list[str]:
     return ["-c:a", "aac", "-b:a", "192k"]
 
 
-# Stream kinds copied from the input into the scored video (all of them): nothing is dropped silently.
+# Stream kinds copied from the input into the scored video: all of them, then (only if the container refuses
+# some, e.g. an .mp4 timecode track) fewer; mux() reports what it had to leave out.
 KEPT_STREAM_KINDS = ("video", "audio", "subtitle", "data", "attachment")
+FALLBACK_STREAM_KINDS = (("video", "audio", "subtitle"), ("video", "audio"))
 
 
-def stream_maps(info: VideoInfo) -> list[str]:
-    """ffmpeg -map/-map_metadata arguments: every input stream in its order with its tags, the first audio
-    track replaced by input 1's audio (with that track's tags and default flag; appended if there is none)."""
+def stream_maps(info: VideoInfo, kinds: tuple[str, ...] = KEPT_STREAM_KINDS) -> list[str]:
+    """ffmpeg -map/-map_metadata arguments: every input stream of `kinds` in its order with its tags, the first
+    audio track replaced by input 1's audio (with that track's tags and default flag; appended if none)."""
     args: list[str] = []
-    kept = [s for s in info.streams if s.kind in KEPT_STREAM_KINDS] or [StreamInfo(0, "video", "")]
+    kept = [s for s in info.streams if s.kind in kinds] or [StreamInfo(0, "video", "")]
     first_audio = next((s for s in kept if s.kind == "audio"), None)
     for out_index, stream in enumerate(kept):
         args += ["-map", "1:a:0" if stream is first_audio else f"0:{stream.index}",
@@ -236,18 +238,30 @@ def stream_maps(info: VideoInfo) -> list[str]:
     return [*args, "-disposition:a:0", "default" if first_audio.default else "0"]
 
 
-def mux(video: Path, audio_wav: Path, output: Path, info: VideoInfo | None = None) -> None:
+def mux(video: Path, audio_wav: Path, output: Path, info: VideoInfo | None = None) -> list[str]:
     """Write `output`: every stream of `video` copied bit for bit (all video frames, other audio tracks,
     subtitles, metadata, rotation), with `audio_wav` in place of its first audio track.
 
     No -shortest: the video keeps every frame; `audio_wav` should last as long as the input (pipeline.py
     fits it to the probed duration). The new track keeps the replaced track's tags (language, title).
+    Returns a note per stream the container would not take back (none in the usual case).
     """
     info = info or probe(video)
     codec = audio_codec_for(output.suffix)
-    _run_pipe(["-y", "-i", ff_path(video), "-i", ff_path(audio_wav), *stream_maps(info), "-c", "copy",
-               f"{codec[0]}:0", codec[1], f"{codec[2]}:0", codec[3],
-               "-f", _muxer(output.suffix), ff_path(output)], f"write {output.name}")
+    attempts = [KEPT_STREAM_KINDS, *FALLBACK_STREAM_KINDS]
+    for i, kinds in enumerate(attempts):
+        try:
+            _run_pipe(["-y", "-i", ff_path(video), "-i", ff_path(audio_wav), *stream_maps(info, kinds),
+                       "-c", "copy", f"{codec[0]}:0", codec[1], f"{codec[2]}:0", codec[3],
+                       "-f", _muxer(output.suffix), ff_path(output)], f"write {output.name}")
+        except MediaToolError:
+            dropped_next = i + 1 < len(attempts) and any(s.kind not in attempts[i + 1] for s in info.streams)
+            if not dropped_next:
+                raise
+            continue
+        return [f"{s.kind} stream #{s.index} ({s.codec}) could not be copied into {output.suffix} and was left out"
+                for s in info.streams if s.kind not in kinds]
+    raise AssertionError("unreachable")
 
 
 def _muxer(suffix: str) -> str:

@@ -180,6 +180,7 @@ class Scorer:
         self.log = log
         self._models: tuple[Any, Any] | None = None
         self._verified = False
+        self._notes: list[str] = []
 
     def verify(self) -> None:
         """Every model's checksum, once per Scorer, before any analysis."""
@@ -219,6 +220,7 @@ class Scorer:
         """Score while holding the output's claim: analysis (or the edit), soundtracks, then rename into place."""
         watch = Stopwatch()
         warnings: list[str] = []
+        self._notes = warnings  # mux reports streams the container would not take back
         if edit is None:
             self.load_models()
             timeline = self._analyse(info, watch, warnings)
@@ -323,7 +325,7 @@ class Scorer:
         with watch.stage("mix"):
             mixed = fit_length(mixed, int(round(info.duration * OUTPUT_SAMPLE_RATE)))  # as long as the input
             media.write_wav(stem_path(staged, ".mix.wav"), mixed, OUTPUT_SAMPLE_RATE)
-            media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info)
+            self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
         return loudness.to_dict()
 
     def _write_parts(self, midi: Any, duration: float, staged: Path) -> None:

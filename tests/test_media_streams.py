@@ -132,6 +132,18 @@ def test_every_stream_and_tag_is_kept_and_the_first_audio_replaced(tmp_path: Pat
     assert video_packets(out) == video_packets(clips["multi"])
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_a_timecode_track_never_stops_the_mux(tmp_path: Path, clips: dict[str, Path], suffix: str) -> None:
+    clip = tmp_path / f"timecode{suffix}"  # cameras and phones add a timecode (data) track; .mp4 cannot copy it
+    ffmpeg("-i", str(clips["src"]), "-c", "copy", "-timecode", "01:00:00:00", str(clip))
+    assert [s.kind for s in media.probe(clip).streams] == ["video", "audio", "data"]
+    out = tmp_path / f"out{suffix}"
+    notes = media.mux(clip, tone_wav(tmp_path / "tone.wav", 4.88), out)
+    assert video_packets(out) == video_packets(clip)
+    kinds = [s.kind for s in media.probe(out).streams]
+    assert kinds[:2] == ["video", "audio"] and ("data" in kinds or "data stream" in " ".join(notes))
+
+
 def copy_stream_md5(path: Path, spec: str) -> str:
     return subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", media.ff_path(path),
                            "-map", spec, "-c", "copy", "-f", "md5", "-"], capture_output=True, text=True,
