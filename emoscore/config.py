@@ -67,7 +67,7 @@ class SmoothingConfig:
         _non_negative(self, "switch_penalty", "scene_snap_seconds")
 
 
-BASS_PATTERNS = ("whole", "half", "root_fifth", "eighths")
+BASS_PATTERNS = ("whole", "half", "root_fifth", "eighths", "downbeat")
 PAD_PATTERNS = ("sustain", "pulse", "arpeggio")
 
 
@@ -94,10 +94,24 @@ class QuadrantStyle:
     max_gap_seconds: float = 1.2  # longest rest between melody onsets
     max_chord: int = 4  # most melody notes struck together
     mode_bias: float = 0.3  # logits added to the tonic triad of the key's mode while sampling pitches
+    min_notes_per_second: float = 3.0  # melody density band, held for every seed (thinned / re-drawn)
+    max_notes_per_second: float = 8.0
+    pedal: float = 0.85  # share of each chord the sustain pedal (CC64) is down; 0 = no pedal
+    phrase_bars: int = 4  # bars per phrase: the melody's dynamic arch, the pad's breath, the rest at its end
+    phrase_depth: float = 0.2  # melody velocity arch over a phrase: x(1 - depth) at its ends, x(1 + depth) mid
+    phrase_rest_beats: float = 0.0  # no melody onset in the last beats of each phrase (a breath)
+    pad_breath: float = 0.5  # the pad's CC11 expression dips by this share between phrases (0 = flat)
+    bass_length_beats: float = 2.0  # note length of the "downbeat" bass pattern (one note per chord)
 
     def validate(self) -> None:
-        _positive(self, "tempo", "staccato", "chord_beats", "max_gap_seconds", "max_chord")
-        _non_negative(self, "mode_bias")
+        _positive(self, "tempo", "staccato", "chord_beats", "max_gap_seconds", "max_chord", "phrase_bars",
+                  "max_notes_per_second", "bass_length_beats")
+        _non_negative(self, "mode_bias", "min_notes_per_second", "pedal", "phrase_depth", "phrase_rest_beats",
+                      "pad_breath")
+        if self.min_notes_per_second > self.max_notes_per_second or self.pedal > 1 or self.pad_breath > 1 \
+                or self.phrase_depth >= 1:
+            raise ConfigError(f"{type(self).__name__}: need min_notes_per_second <= max_notes_per_second, "
+                              f"pedal and pad_breath in 0..1, phrase_depth below 1")
         for name in ("melody_program", "pad_program", "bass_program", "melody_low", "melody_high", "pad_low",
                      "bass_low", "melody_velocity", "pad_velocity", "bass_velocity"):
             if not 0 <= getattr(self, name) <= 127:
@@ -276,6 +290,13 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "music.fade_out_seconds": (0.0, 60.0), "music.repeat_penalty": (0.0, 20.0), "music.ngram_penalty": (0.0, 20.0),
     "music.q*.tempo": (40.0, 240.0), "music.q*.staccato": (0.05, 2.0), "music.q*.chord_beats": (1, 16),
     "music.q*.max_gap_seconds": (0.1, 10.0), "music.q*.max_chord": (1, 10), "music.q*.mode_bias": (0.0, 10.0),
+    **{f"music.q*.{name}": (0, 127) for name in (  # General MIDI programs, pitches and velocities
+        "melody_program", "pad_program", "bass_program", "melody_low", "melody_high", "pad_low", "bass_low",
+        "melody_velocity", "pad_velocity", "bass_velocity")},
+    "music.q*.min_notes_per_second": (0.0, 40.0), "music.q*.max_notes_per_second": (0.1, 40.0),
+    "music.q*.pedal": (0.0, 1.0), "music.q*.phrase_bars": (1, 64), "music.q*.phrase_depth": (0.0, 0.99),
+    "music.q*.phrase_rest_beats": (0.0, 16.0), "music.q*.pad_breath": (0.0, 1.0),
+    "music.q*.bass_length_beats": (0.05, 16.0),
     "mix.music_gain_db": (-60.0, 24.0), "mix.music_loudness_db": (-70.0, 0.0),
     "mix.music_alone_loudness_db": (-70.0, 0.0), "mix.duck_db": (-60.0, 0.0), "mix.attack_ms": (1.0, 5000.0),
     "mix.release_ms": (1.0, 20000.0), "mix.peak_limit_db": (-24.0, 0.0),
@@ -319,6 +340,8 @@ OPTION_RANGES: dict[str, tuple[float, float]] = {
     "--music-gain": SETTING_RANGES["mix.music_gain_db"],
     "--seed": (0, 2**32 - 1),  # numpy's seed range
     "--jobs": (1, 64),
+    "--loudness": (-40.0, -5.0),  # LUFS: web -14, broadcast -23/-24 (used by loudness.py too)
+    "--variations": (0, 20),
 }
 
 

@@ -90,3 +90,22 @@ def test_check_writable_refuses_existing_and_missing_folders(tmp_path: Path) -> 
     check_writable(tmp_path / "x", overwrite=True)
     with pytest.raises(OutputError, match="does not exist"):
         check_writable(tmp_path / "nope" / "x", overwrite=False)
+
+
+def test_every_numeric_setting_has_a_range() -> None:
+    """Issue 10: every setting is bounded up front (config.SETTING_RANGES), so a new one needs its range."""
+    import re
+
+    from emoscore.config import SETTING_RANGES, check_ranges, config_from_dict
+    from emoscore.config import _flat as flat
+
+    missing = sorted({re.sub(r"^music\.q[1-4]\.", "music.q*.", name) for name, value in flat(Config()).items()
+                      if isinstance(value, int | float) and not isinstance(value, bool)} - set(SETTING_RANGES))
+    assert missing == []
+    check_ranges(Config())
+    for values, name in [({"music": {"q2": {"tempo": 1.0}}}, "music.q2.tempo"),
+                         ({"music": {"q4": {"key": "H major"}}}, "music.q4.key"),
+                         ({"mix": {"music_gain_db": float("nan")}}, "mix.music_gain_db"),
+                         ({"smoothing": {"switch_penalty": float("inf")}}, "smoothing.switch_penalty")]:
+        with pytest.raises(ConfigError, match=re.escape(name)):
+            config_from_dict(values)
