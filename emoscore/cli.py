@@ -167,9 +167,6 @@ def export(
 
 # --- score ---------------------------------------------------------------------------------------
 
-MAX_VARIATIONS = 20
-
-
 def resolve_output(input_path: Path, output: Path | None) -> Path | None:
     """Where one video's result goes: -o a folder keeps the name there; -o a file is used as it is."""
     from emoscore.pipeline import default_output
@@ -221,10 +218,11 @@ def score(
     from emoscore.errors import InputError
     from emoscore.pipeline import ScoreOptions, with_overrides
 
-    validate_options({"--music-gain": music_gain, "--seed": seed, "--jobs": jobs})
+    validate_options({"--music-gain": music_gain, "--seed": seed, "--jobs": jobs, "--loudness": loudness,
+                      "--variations": variations})
     if not input_path.exists():
         raise InputError(f"no such file or folder: {input_path}")
-    edit = editor_options(input_path, timeline, segments, variations, stems, loudness)
+    edit = editor_options(input_path, timeline, segments, stems)
     options = ScoreOptions(config=with_overrides(load_config(config), music_gain),
                            checkpoints=checkpoint_dir(checkpoints), seed=seed, overwrite=overwrite,
                            replace_audio=replace_audio, variations=variations, part_stems=stems == "parts",
@@ -236,19 +234,14 @@ def score(
         score_file(input_path, resolve_output(input_path, output), options, log, edit)
 
 
-def editor_options(input_path: Path, timeline: Path | None, segments: str | None, variations: int, stems: str,
-                   loudness: float | None) -> Any:
-    """Check --timeline/--segments/--variations/--stems/--loudness (InputError, exit 2); the parsed edit."""
+def editor_options(input_path: Path, timeline: Path | None, segments: str | None, stems: str) -> Any:
+    """Check --timeline/--segments/--stems (InputError, exit 2; the ranges of --loudness and --variations are
+    config.OPTION_RANGES, exit 10); the parsed edit, or None."""
     from emoscore.edits import parse_segments, read_timeline
     from emoscore.errors import InputError
-    from emoscore.loudness import check_target
 
-    if not 0 <= variations <= MAX_VARIATIONS:
-        raise InputError(f"--variations must be within 0..{MAX_VARIATIONS}, got {variations}")
     if stems not in ("music", "parts"):
         raise InputError(f"--stems must be 'music' or 'parts', got {stems!r}")
-    if loudness is not None:
-        check_target(loudness)
     if timeline is not None and segments is not None:
         raise InputError("give --timeline or --segments, not both")
     if (timeline is not None or segments is not None) and input_path.is_dir():

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emoscore.config import OPTION_RANGES
 from emoscore.errors import InputError
 
 TRUE_PEAK_OVERSAMPLING = 4  # BS.1770-4 Annex 2 for 48 kHz (and 44.1 kHz) material
 TRUE_PEAK_CEILING_DBTP = -1.0  # what streaming and broadcast specs ask of a final mix
 LIMITER_MARGIN_DB = 0.2  # the limiter works on samples; inter-sample peaks ride up to this much above
 SILENCE_LUFS = -120.0  # the loudness reported for silence (the meter's -inf)
-LOUDNESS_TARGET_RANGE = (-40.0, -5.0)  # LUFS targets emoscore accepts (web -14, broadcast -23/-24)
+LOUDNESS_TARGET_RANGE = OPTION_RANGES["--loudness"]  # LUFS targets emoscore accepts (web -14, broadcast -23)
 TARGET_TOLERANCE_LU = 0.2
 NORMALISE_PASSES = 4
 BLOCK_SECONDS = 0.4

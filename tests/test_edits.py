@@ -138,14 +138,16 @@ def test_cli_rejects_bad_editor_options(tmp_path: Path) -> None:
     cases = [
         ["--segments", "0-2:Q1,3-:Q2"],
         ["--segments", "0-2:Q1", "--timeline", str(tmp_path / "t.json")],
-        ["--variations", "-1"],
         ["--stems", "drums"],
-        ["--loudness", "3"],
     ]
     for extra in cases:
         result = runner.invoke(app, ["score", clip, "-o", out, *extra])
         assert result.exit_code == 2, (extra, result.output)
         assert "error:" in result.output
+    for extra in (["--variations", "-1"], ["--variations", "21"], ["--loudness", "3"], ["--loudness", "nan"]):
+        result = runner.invoke(app, ["score", clip, "-o", out, *extra])
+        assert result.exit_code == 10, (extra, result.output)  # out-of-range settings, as config.OPTION_RANGES
+        assert extra[0] in result.output
     result = runner.invoke(app, ["score", str(DATA), "-o", str(tmp_path), "--segments", "0-:Q1"])
     assert result.exit_code == 2 and "folder" in result.output
 
