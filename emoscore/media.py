@@ -66,6 +66,13 @@ class VideoInfo:
     variable_frame_rate: bool = False  # ffmpeg's average rate differs from its base rate (tbr)
     rotation: int = 0  # display rotation of the first video stream in degrees: 0, 90, 180 or 270
     streams: tuple[StreamInfo, ...] = ()
+    start: float = 0.0  # the container's start time (its earliest stream), which ffmpeg maps to time 0
+
+    @property
+    def video_offset(self) -> float:
+        """Seconds from time 0 to the first video frame (> 0 when the picture starts after the sound)."""
+        video = next((s for s in self.streams if s.kind == "video"), None)
+        return max(0.0, video.start - self.start) if video is not None and video.start is not None else 0.0
 
     @property
     def n_frames(self) -> int:
@@ -78,6 +85,7 @@ class VideoInfo:
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_START = re.compile(r"Duration: .*?, start: (-?[\d.]+)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)")
@@ -136,10 +144,12 @@ def probe(path: Path) -> VideoInfo:
     audio = _AUDIO.search(text)
     streams, rotations = parse_streams(text)
     first_video = next((s.index for s in streams if s.kind == "video"), -1)
+    start = _START.search(text)
     return VideoInfo(path=path, duration=duration, width=int(video.group(2)), height=int(video.group(3)),
                      fps=fps, video_codec=video.group(1), has_audio=audio is not None,
                      audio_codec=audio.group(1) if audio else None, variable_frame_rate=vfr,
-                     rotation=rotations.get(first_video, 0), streams=streams)
+                     rotation=rotations.get(first_video, 0), streams=streams,
+                     start=float(start.group(1)) if start else 0.0)
 
 
 def _run_pipe(args: list[str], what: str) -> bytes:
@@ -173,6 +183,7 @@ def frame_size(info: VideoInfo, max_width: int) -> tuple[int, int]:
 def iter_frames(info: VideoInfo, frame_rate: float, max_width: int = 640,
                 gray: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (time in s, frame) sampled at `frame_rate` per second; frames are uint8 (h, w, 3) BGR or (h, w).
+    Times are on the input's timeline (the same as read_audio's): a picture that starts late starts late.
 
     Frames stream through a pipe one at a time, so memory does not grow with the video length. Frames
     are upright: ffmpeg applies the rotation metadata before scaling to `frame_size` (the display size).
@@ -186,13 +197,14 @@ def iter_frames(info: VideoInfo, frame_rate: float, max_width: int = 640,
     shape = (height, width) if gray else (height, width, 3)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
+    offset = info.video_offset
     try:
         index = 0
         while True:
             buf = proc.stdout.read(size)
             if len(buf) < size:
                 break
-            yield index / frame_rate, np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+            yield offset + index / frame_rate, np.frombuffer(buf, dtype=np.uint8).reshape(shape)
             index += 1
     finally:
         proc.stdout.close()

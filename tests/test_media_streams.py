@@ -88,6 +88,17 @@ def test_late_audio_is_read_on_the_video_timeline(clips: dict[str, Path]) -> Non
     assert np.abs(late[: SR * 9 // 10]).max() < 1e-3
 
 
+def test_late_video_frames_carry_their_time(tmp_path: Path, clips: dict[str, Path]) -> None:
+    late = tmp_path / "late video.mp4"  # the picture starts 1 s after the sound
+    ffmpeg("-itsoffset", "1", "-i", str(clips["src"]), "-i", str(clips["src"]), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(late))
+    info = media.probe(late)
+    assert info.video_offset == pytest.approx(1.0, abs=0.05)
+    assert media.probe(clips["src"]).video_offset == 0.0
+    times = [t for t, _ in media.iter_frames(info, 4.0, max_width=160)]
+    assert times[0] == pytest.approx(1.0, abs=0.05) and times[1] - times[0] == pytest.approx(0.25)
+
+
 def test_late_audio_stays_in_sync_through_the_mux(tmp_path: Path, clips: dict[str, Path]) -> None:
     wav = tmp_path / "mix.wav"
     media.write_wav(wav, media.read_audio(clips["late"], 44100, channels=2), 44100)
