@@ -183,9 +183,12 @@ class Scorer:
         self._notes: list[str] = []
 
     def verify(self) -> None:
-        """Every model's checksum, once per Scorer, before any analysis."""
+        """Every model's checksum and the soundfont, once per Scorer, before any analysis."""
+        from emoscore.music.render import find_soundfont
+
         if not self._verified:
             verify_models(self.options.checkpoints)
+            find_soundfont(self.options.config.music.soundfont)
             self._verified = True
 
     def load_models(self) -> tuple[Any, Any]:
