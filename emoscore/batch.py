@@ -66,12 +66,18 @@ def _score_one(scorer: Scorer, pair: tuple[Path, Path]) -> BatchItem:
 
 _worker: Scorer | None = None
 _worker_busy = False
+_worker_stopping = False
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal the kernel sends when the parent dies
 WORKER_STOP_SECONDS = 20.0  # how long a stopped worker may take to clean up before it is killed
 
 
 def _worker_signal(signum: int, frame: FrameType | None) -> None:
-    """In a worker: stop the running job like Ctrl-C (its staging folder is removed), or exit if idle."""
+    """In a worker: stop the running job like Ctrl-C (its staging folder is removed), or exit if idle.
+    Only the first signal counts: a second one (Ctrl-C, then the parent's SIGTERM) must not cut the clean-up."""
+    global _worker_stopping
+    if _worker_stopping:
+        return
+    _worker_stopping = True
     if _worker_busy:
         raise Terminated(signum)
     os._exit(128 + signum)

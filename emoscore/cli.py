@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from emoscore.errors import Terminated, as_emoscore_error, interrupt_exit_code
@@ -67,8 +68,8 @@ def handle_errors(func: F) -> F:
         try:
             with stop_signals_as_interrupts():
                 return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise  # typer's own exits and usage errors (exit 2)
         except KeyboardInterrupt as exc:
             message = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
             raise fail(message, interrupt_exit_code(exc)) from None

@@ -67,16 +67,20 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg("-i", str(src), "-i", str(src), "-i", str(srt), "-map", "0:v", "-map", "0:a", "-map", "1:a",
            "-map", "2", "-c:v", "copy", "-c:a", "copy", "-c:s", "srt", "-metadata:s:a:0", "language=eng",
            "-metadata:s:a:1", "language=fra", "-metadata:s:s:0", "language=spa", "file:" + str(multi))
-    return {"src": src, "late": late, "rotated": rotated, "upright": upright, "multi": multi}
+    vfr = folder / "vfr.mp4"  # variable frame rate: irregular frame times (2 of every 3 frames kept)
+    ffmpeg("-i", str(src), "-vf", "select='not(eq(mod(n,3),2))'", "-fps_mode", "vfr", "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "copy", str(vfr))
+    return {"src": src, "late": late, "rotated": rotated, "upright": upright, "multi": multi, "vfr": vfr}
 
 
-@pytest.mark.parametrize("seconds", [3.0, 4.88, 7.0])
-def test_mux_keeps_every_video_frame_whatever_the_audio_length(tmp_path: Path, clips: dict[str, Path],
-                                                               seconds: float) -> None:
+@pytest.mark.parametrize("clip, seconds, n_frames", [("src", 3.0, 122), ("src", 4.88, 122), ("src", 7.0, 122),
+                                                     ("vfr", 4.0, 82)])
+def test_mux_keeps_every_video_frame_whatever_the_audio_length(tmp_path: Path, clips: dict[str, Path], clip: str,
+                                                               seconds: float, n_frames: int) -> None:
     out = tmp_path / "out.mp4"
-    media.mux(clips["src"], tone_wav(tmp_path / "tone.wav", seconds), out)
-    frames, md5 = video_packets(clips["src"])
-    assert video_packets(out) == (frames, md5) and frames == 122
+    media.mux(clips[clip], tone_wav(tmp_path / "tone.wav", seconds), out)
+    frames, md5 = video_packets(clips[clip])
+    assert video_packets(out) == (frames, md5) and frames == n_frames
 
 
 def test_late_audio_is_read_on_the_video_timeline(clips: dict[str, Path]) -> None:
