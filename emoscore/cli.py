@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from emoscore.errors import Terminated, as_emoscore_error, interrupt_exit_code
 
@@ -68,7 +68,7 @@ def handle_errors(func: F) -> F:
         try:
             with stop_signals_as_interrupts():
                 return func(*args, **kwargs)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        except (typer.Exit, typer.Abort, TyperException, SystemExit):
             raise  # typer's own exits and usage errors (exit 2)
         except KeyboardInterrupt as exc:
             message = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
