@@ -2,7 +2,8 @@
 
 - Integrated loudness: pyloudnorm's BS.1770-4 meter (K-weighting, 400 ms blocks with 75 % overlap, absolute
   gate -70 LUFS, relative gate -10 LU). Clips shorter than one block are measured zero-padded to one block.
-- True peak: BS.1770-4 Annex 2 - the largest absolute sample after 4x oversampling (polyphase FIR), in dBTP.
+- True peak: BS.1770-4 Annex 2 - the largest absolute sample after 4x oversampling with the Annex's
+  published 48-tap polyphase interpolation filter (TRUE_PEAK_PHASES), in dBTP.
 - Normalising to a target: one gain to the target, then the project's look-ahead limiter keeps the true peak
   at or under the ceiling; limiting lowers the loudness a little, so the gain is corrected and the limiter rerun
   (up to NORMALISE_PASSES times) until the loudness is within TARGET_TOLERANCE_LU of the target.
@@ -20,6 +21,14 @@ from emoscore.config import OPTION_RANGES
 from emoscore.errors import InputError
 
 TRUE_PEAK_OVERSAMPLING = 4  # BS.1770-4 Annex 2 for 48 kHz (and 44.1 kHz) material
+# BS.1770-4 Annex 2: the 4 phases x 12 taps of the interpolation filter (phases 2 and 3 mirror 1 and 0).
+_PHASE_0 = (0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875,
+            0.1373291015625, 0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250,
+            0.0148925781250, -0.0083007812500)
+_PHASE_1 = (-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500,
+            0.4650878906250, 0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625,
+            0.0330810546875, -0.0189208984375)
+TRUE_PEAK_PHASES = np.array([_PHASE_0, _PHASE_1, _PHASE_1[::-1], _PHASE_0[::-1]], dtype=np.float32)  # (4, 12)
 TRUE_PEAK_CEILING_DBTP = -1.0  # what streaming and broadcast specs ask of a final mix
 LIMITER_MARGIN_DB = 0.2  # the limiter works on samples; inter-sample peaks ride up to this much above
 SILENCE_LUFS = -120.0  # the loudness reported for silence (the meter's -inf)
@@ -73,17 +82,16 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
 
 
 def true_peak(audio: np.ndarray) -> float:
-    """BS.1770-4 true peak in dBTP: max |sample| after TRUE_PEAK_OVERSAMPLING x oversampling; -inf-safe."""
-    from scipy.signal import resample_poly
-
-    x = _as_2d(audio)
-    if len(x) == 0:
+    """BS.1770-4 true peak in dBTP: max |sample| of the 4x oversampled signal (each phase of the Annex 2 filter
+    convolved with each channel) and of the samples themselves; SILENCE_LUFS for silence."""
+    x = np.asarray(audio, dtype=np.float32)
+    x = x[:, None] if x.ndim == 1 else x
+    if x.size == 0:
         return SILENCE_LUFS
-    peak = 0.0
-    for first in range(0, len(x), 1 << 20):  # in chunks (with overlap) so memory stays bounded
-        chunk = x[max(first - 64, 0):first + (1 << 20) + 64]
-        peak = max(peak, float(np.abs(resample_poly(chunk, TRUE_PEAK_OVERSAMPLING, 1, axis=0)).max()))
-    peak = max(peak, float(np.abs(x).max()))
+    peak = float(np.abs(x).max())
+    for channel in x.T:
+        for phase in TRUE_PEAK_PHASES:
+            peak = max(peak, float(np.abs(np.convolve(channel, phase)).max()))
     return float(20 * np.log10(peak)) if peak > 0 else SILENCE_LUFS
 
 
