@@ -529,7 +529,7 @@ def train_music(
         typer.echo(f"{quadrant} LSTM validation loss {metrics['val_loss']:.3f} nats/note")
     echo_metrics("judge on EMOPIA test clips:", result["judge"])
     if result["generated"]:
-        echo_metrics("judge on generated pieces (piano part):", result["generated"]["overall"])
+        echo_metrics("MIDI judge on generated pieces (piano part):", result["generated"]["overall"])
 
 
 @eval_app.command("music")
@@ -546,14 +546,67 @@ def eval_music(
 
     result = evaluate_generated(checkpoint_dir(checkpoints), load_config(None).music, n, seconds, seed,
                                 log=typer.echo)
-    echo_metrics("judge on generated pieces (piano part):", result["overall"])
-    echo_metrics("judge on generated pieces (full arrangement):", result["overall_full_arrangement"])
+    echo_music_verdicts(result, load_emopia_properties(checkpoint_dir(checkpoints)))
+
+
+def load_emopia_properties(checkpoints: Path) -> dict[str, Any]:
+    """EMOPIA's per-quadrant properties as `train music-judge` measured them ({} when not measured)."""
+    import json
+
+    path = checkpoints / "music_metrics.json"
+    return dict(json.loads(path.read_text()).get("emopia_properties") or {}) if path.exists() else {}
+
+
+def echo_music_verdicts(result: dict[str, Any], emopia: dict[str, Any]) -> None:
+    """Both judges' agreement, per quadrant, and the properties table (composed mean [min..max] vs EMOPIA
+    mean [p10..p90])."""
+    if "overall_audio" in result:
+        echo_metrics("audio judge on generated pieces (rendered full arrangement):", result["overall_audio"])
+    echo_metrics("MIDI judge on generated pieces (piano part):", result["overall"])
+    echo_metrics("MIDI judge on generated pieces (full arrangement):", result["overall_full_arrangement"])
     for quadrant, info in result["per_quadrant"].items():
-        typer.echo(f"{quadrant}: agreement {info['agreement']:.2f}")
-        for key, value in info["stats"].items():
-            typer.echo(f"  {key:<16} generated {value[0]:.2f} ± {value[1]:.2f}   training "
-                       + ("{:.2f} ± {:.2f}".format(*info["reference"][key]) if key in info["reference"] else "-"))
+        audio = f"audio judge {info['audio']['agreement']:.2f}  " if "audio" in info else ""
+        typer.echo(f"{quadrant}: {audio}MIDI judge {info['midi']['agreement']:.2f}")
+        for key, value in info["properties"].items():
+            ref = emopia.get(quadrant, {}).get(key)
+            typer.echo(f"  {key:<20} composed {value[0]:7.2f} [{value[3]:.2f}..{value[4]:.2f}]   EMOPIA "
+                       + (f"{ref[0]:7.2f} [{ref[1]:.2f}..{ref[2]:.2f}]" if ref else "-"))
     typer.echo(f"generation speed: {result['seconds_per_second']:.1f} s of music per s of wall time")
+
+
+@train_app.command("music-judge")
+@handle_errors
+def train_music_judge(
+    data: Annotated[Path, typer.Option("--data", help="EMOPIA MIDI files Qn_*.mid (split csvs beside the "
+                                                      "folder), or Q1..Q4 subfolders.")],
+    vgmidi: Annotated[Path | None, typer.Option("--vgmidi", help="VGMIDI folder (vgmidi_labelled.csv, "
+                                                                 "phrases/).")] = None,
+    cache: Annotated[Path, typer.Option("--cache", help="Folder where renders and audio features of the "
+                                                        "clips are kept and reused.")] = Path(
+        "/tmp/emoscore-cache/music"),
+    seconds: Annotated[float, typer.Option("--seconds", help="Render each clip from its start for this long; "
+                                                             "also the length of the judged pieces.")] = 30.0,
+    eval_pieces: Annotated[int, typer.Option("--eval-pieces", help="Composed pieces per quadrant to judge "
+                                                                   "after training.")] = 10,
+    eval_seed: Annotated[int, typer.Option("--eval-seed", help="Their seeds are eval_seed * 7919 + 0..n-1.")] = 1,
+    out: OutOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train the MIDI judge and the audio judge (on fluidsynth renders) without retraining the LSTMs, measure
+    EMOPIA's music properties, judge composed pieces; record both judges in the manifest."""
+    from emoscore.errors import InputError
+    from emoscore.music.train import JudgeTrainOptions, train_music_judges
+
+    if not 5 <= seconds <= 120:
+        raise InputError(f"--seconds must be within 5..120, got {seconds}")
+    options = JudgeTrainOptions(data=data, out=checkpoint_dir(out), cache=cache, vgmidi=vgmidi, seed=seed,
+                                seconds=seconds, eval_pieces=eval_pieces, eval_seed=eval_seed,
+                                command=invoked_command())
+    result = train_music_judges(options, log=typer.echo)
+    echo_metrics("MIDI judge on EMOPIA test clips:", result["judge"])
+    echo_metrics("audio judge on EMOPIA test renders:", result["audio_judge"])
+    if result["generated"]:
+        echo_music_verdicts(result["generated"], result["emopia_properties"])
 
 
 @app.command()

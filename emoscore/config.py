@@ -136,12 +136,17 @@ class Q1Style(QuadrantStyle):
     pad_low: int = 55
     melody_velocity: int = 80
     pad_velocity: int = 48
-    bass_velocity: int = 78
+    bass_velocity: int = 62
     staccato: float = 0.85
     pad_pattern: str = "pulse"
-    bass_pattern: str = "root_fifth"
+    bass_pattern: str = "half"
     max_gap_seconds: float = 1.2
     max_chord: int = 3
+    min_notes_per_second: float = 5.0
+    max_notes_per_second: float = 8.5
+    pedal: float = 0.85
+    phrase_depth: float = 0.25
+    pad_breath: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,15 @@ class Q2Style(QuadrantStyle):
     bass_velocity: int = 90
     staccato: float = 0.55
     pad_pattern: str = "pulse"
-    bass_pattern: str = "eighths"
+    bass_pattern: str = "root_fifth"
     max_gap_seconds: float = 0.8
     max_chord: int = 4
     mode_bias: float = 0.6
+    min_notes_per_second: float = 7.0
+    max_notes_per_second: float = 11.0
+    pedal: float = 0.85
+    phrase_depth: float = 0.15
+    pad_breath: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -175,19 +185,26 @@ class Q3Style(QuadrantStyle):
     key: str = "E minor"
     pad_program: int = 49  # String Ensemble 2 (slow strings)
     bass_program: int = 42  # Cello
-    melody_low: int = 36
+    melody_low: int = 40
     melody_high: int = 88
-    pad_low: int = 45
-    bass_low: int = 31
-    melody_velocity: int = 52
-    pad_velocity: int = 42
-    bass_velocity: int = 50
+    pad_low: int = 50
+    bass_low: int = 36
+    melody_velocity: int = 58
+    pad_velocity: int = 30
+    bass_velocity: int = 38
     pad_pattern: str = "sustain"
-    bass_pattern: str = "whole"
+    bass_pattern: str = "downbeat"
     chord_beats: int = 4
     max_gap_seconds: float = 1.6
     max_chord: int = 3
     mode_bias: float = 0.4
+    min_notes_per_second: float = 2.5
+    max_notes_per_second: float = 4.5
+    pedal: float = 0.92
+    phrase_depth: float = 0.3
+    phrase_rest_beats: float = 2.0
+    pad_breath: float = 0.8
+    bass_length_beats: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -198,17 +215,25 @@ class Q4Style(QuadrantStyle):
     key: str = "F major"
     pad_program: int = 89  # Pad 2 (warm)
     bass_program: int = 32  # Acoustic Bass
-    melody_low: int = 38
-    melody_high: int = 86
+    melody_low: int = 45
+    melody_high: int = 88
     pad_low: int = 53
-    melody_velocity: int = 54
-    pad_velocity: int = 46
-    bass_velocity: int = 55
-    pad_pattern: str = "arpeggio"
-    bass_pattern: str = "half"
+    bass_low: int = 41
+    melody_velocity: int = 58
+    pad_velocity: int = 30
+    bass_velocity: int = 34
+    pad_pattern: str = "sustain"
+    bass_pattern: str = "downbeat"
     chord_beats: int = 4
     max_gap_seconds: float = 1.5
     max_chord: int = 3
+    min_notes_per_second: float = 3.0
+    max_notes_per_second: float = 5.0
+    pedal: float = 0.92
+    phrase_depth: float = 0.3
+    phrase_rest_beats: float = 1.0
+    pad_breath: float = 0.8
+    bass_length_beats: float = 2.0
 
 
 @dataclass(frozen=True)

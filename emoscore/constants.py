@@ -44,8 +44,13 @@ AUDIO_FEATURE_NAMES: tuple[str, ...] = (
 N_AUDIO_FEATURES = len(AUDIO_FEATURE_NAMES)  # 27
 AUDIO_WINDOW_SECONDS = 3.0  # the model's input length
 AUDIO_WINDOW_FRAMES = int(AUDIO_WINDOW_SECONDS * AUDIO_FRAME_RATE)  # 150 frames
-SILENCE_RMS_DB = -45.0  # dBFS: a 20 ms frame below this is silence
-MIN_VOICED_SECONDS = 0.2  # a window with less sound than this above SILENCE_RMS_DB counts as silent
+SILENCE_RMS_DB = -65.0  # dBFS: a 20 ms frame below this is always silence (RAVDESS sad speech peaks near -50)
+VOICED_RANGE_DB = 30.0  # a frame more than this below the clip's loud level (95th percentile) is silence too
+MIN_VOICED_SECONDS = 0.2  # a window with less voiced sound than this counts as silent
+# Loudness in the speech features: "relative" (log-RMS minus the window's loud level, so a recording's gain
+# or loudness normalisation does not read as arousal) or "absolute" (dBFS). Chosen by actor-wise CV on
+# clean and channel-degraded speech (checkpoints/manifest.json, audio entry).
+AUDIO_LEVEL = "absolute"
 
 # --- Faces ---------------------------------------------------------------------------------------
 N_LANDMARKS = 68  # dlib / iBUG 300-W order

@@ -15,6 +15,7 @@ import numpy as np
 from emoscore.constants import (
     AUDIO_FRAME_RATE,
     AUDIO_HOP,
+    AUDIO_LEVEL,
     AUDIO_N_FFT,
     AUDIO_SAMPLE_RATE,
     AUDIO_WINDOW_FRAMES,
@@ -23,6 +24,7 @@ from emoscore.constants import (
     N_CHROMA,
     N_MFCC,
     SILENCE_RMS_DB,
+    VOICED_RANGE_DB,
 )
 
 RMS_INDEX = N_MFCC + N_CHROMA  # column of log-RMS in the feature matrix
@@ -33,7 +35,8 @@ MODEL_NAME = "audio"
 def feature_constants() -> dict[str, Any]:
     """The constants a speech checkpoint depends on; recorded in and checked against the manifest."""
     return {"sample_rate": AUDIO_SAMPLE_RATE, "n_fft": AUDIO_N_FFT, "hop": AUDIO_HOP, "n_mfcc": N_MFCC,
-            "n_chroma": N_CHROMA, "n_features": N_AUDIO_FEATURES, "window_frames": AUDIO_WINDOW_FRAMES}
+            "n_chroma": N_CHROMA, "n_features": N_AUDIO_FEATURES, "window_frames": AUDIO_WINDOW_FRAMES,
+            "level": AUDIO_LEVEL}
 
 
 def extract_features(audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
@@ -42,35 +45,46 @@ def extract_features(audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) ->
     Columns: MFCC 0-12, chroma 13-24 (each frame's chroma sums to 1), RMS in dBFS / 20 (25),
     spectral centroid in kHz (26).
     """
-    import librosa
+    from emoscore.dsp import speech_features  # librosa's features in numpy: no librosa import, no numba JIT
 
     if sample_rate != AUDIO_SAMPLE_RATE:
         raise ValueError(f"speech features need {AUDIO_SAMPLE_RATE} Hz audio, got {sample_rate}")
     audio = np.asarray(audio, dtype=np.float32)
     if len(audio) < AUDIO_N_FFT:
         audio = np.pad(audio, (0, AUDIO_N_FFT - len(audio)))
-    magnitude = np.abs(librosa.stft(audio, n_fft=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True))
-    power = magnitude**2
-    mel = librosa.feature.melspectrogram(S=power, sr=sample_rate, n_mels=40)
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=N_MFCC)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sample_rate, n_chroma=N_CHROMA, norm=None)
+    raw = speech_features(audio, sample_rate, AUDIO_N_FFT, AUDIO_HOP, N_MFCC, N_CHROMA)
+    mfcc, chroma, rms, centroid = raw[:, :N_MFCC].T, raw[:, N_MFCC:RMS_INDEX].T, raw[:, RMS_INDEX], raw[:, -1]
     chroma = chroma / np.maximum(chroma.sum(axis=0, keepdims=True), 1e-10)
-    rms = librosa.feature.rms(y=audio, frame_length=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True)[0]
     rms_db = 20 * np.log10(np.maximum(rms, 1e-5))
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate)[0]
     features = np.vstack([mfcc, chroma, rms_db[None] / 20.0, centroid[None] / 1000.0]).T
     return features.astype(np.float32)
 
 
-def normalise_window(window: np.ndarray) -> np.ndarray:
+def loud_level(features: np.ndarray) -> float:
+    """The loud level of frames (n, 27) in dBFS: the 95th percentile of their log-RMS."""
+    return float(np.percentile(features[:, RMS_INDEX] * 20, 95)) if len(features) else SILENCE_RMS_DB
+
+
+def voiced_frames(features: np.ndarray, reference_db: float | None = None) -> np.ndarray:
+    """(n,) bool: frames above SILENCE_RMS_DB and within VOICED_RANGE_DB of `reference_db` (default: their
+    own loud level), so quiet speech (RAVDESS sad peaks near -50 dBFS) still counts and pauses do not."""
+    reference = loud_level(features) if reference_db is None else reference_db
+    return features[:, RMS_INDEX] * 20 > max(reference - VOICED_RANGE_DB, SILENCE_RMS_DB)
+
+
+def normalise_window(window: np.ndarray, level: str = AUDIO_LEVEL) -> np.ndarray:
     """Per-window cepstral mean normalisation: subtract each MFCC's mean over the window's voiced frames.
 
-    Removes most of the speaker's and the microphone's timbre; loudness and brightness are kept.
+    Removes most of the speaker's and the microphone's timbre (MFCC 0, the log energy, becomes relative).
+    With level "relative" the log-RMS column also becomes relative to the window's loud level, so the
+    recording's gain is gone and only the loudness contour remains; "absolute" keeps dBFS / 20.
     """
     window = window.copy()
-    voiced = window[:, RMS_INDEX] * 20 > SILENCE_RMS_DB
+    voiced = voiced_frames(window)
     frames = window[voiced] if voiced.any() else window
     window[:, :N_MFCC] -= frames[:, :N_MFCC].mean(axis=0)
+    if level == "relative":
+        window[:, RMS_INDEX] -= loud_level(window) / 20
     return window
 
 
@@ -84,9 +98,10 @@ def fit_window(features: np.ndarray, start: int, n_frames: int = AUDIO_WINDOW_FR
     return window
 
 
-def is_silent(window: np.ndarray) -> bool:
-    """True when fewer than MIN_VOICED_SECONDS of the window's frames are above the silence level."""
-    voiced = int((window[:, RMS_INDEX] * 20 > SILENCE_RMS_DB).sum())
+def is_silent(window: np.ndarray, reference_db: float | None = None) -> bool:
+    """True when fewer than MIN_VOICED_SECONDS of the window's frames are voiced (see voiced_frames;
+    `reference_db` is the clip's loud level, so a pause between loud sentences is silent)."""
+    voiced = int(voiced_frames(window, reference_db).sum())
     return voiced < MIN_VOICED_SECONDS * AUDIO_FRAME_RATE
 
 
@@ -123,7 +138,8 @@ def speech_windows(audio: np.ndarray, starts: np.ndarray, window_seconds: float
     windows = np.stack([fit_window(fit_window(features, int(round(start * AUDIO_FRAME_RATE)), span_frames), offset)
                         for start in np.asarray(starts)]) if len(starts) else np.zeros(
         (0, AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES), np.float32)
-    silent = np.array([is_silent(w) for w in windows], dtype=bool)
+    reference = loud_level(features)
+    silent = np.array([is_silent(w, reference) for w in windows], dtype=bool)
     return np.stack([normalise_window(w) for w in windows]) if len(windows) else windows, silent
 
 

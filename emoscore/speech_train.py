@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from emoscore.constants import (
+    AUDIO_LEVEL,
     AUDIO_SAMPLE_RATE,
     AUDIO_WINDOW_FRAMES,
     AUDIO_WINDOW_SECONDS,
@@ -22,11 +26,17 @@ from emoscore.constants import (
 )
 from emoscore.data import ravdess
 from emoscore.data.ravdess import TEST_ACTORS, VAL_ACTORS
-from emoscore.metrics import EMOTION_TO_QUADRANT, emotion_metrics
+from emoscore.errors import DataError
+from emoscore.metrics import EMOTION_TO_QUADRANT, emotion_metrics, headline
 from emoscore.speech import MODEL_NAME, extract_features, feature_constants, fit_window, normalise_window
+from emoscore.speech_augment import augment, channel
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 WINDOW_SAMPLES = int(AUDIO_WINDOW_SECONDS * AUDIO_SAMPLE_RATE)  # 48000
+DEGRADED_SEED = 7_919  # seeds the channel of each clip's degraded test copy (with the clip's own seed)
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "emoscore-cache" / "voice"
+CV_VAL_ACTORS = 2  # actors of each cross-validation fold's training side held out for early stopping
+AUGMENT_VERSION = 2  # bump when clip_windows or speech_augment change, so cached features are rebuilt
 
 
 @dataclass(frozen=True)
@@ -36,15 +46,19 @@ class AudioTrainOptions:
     epochs: int = 60
     seed: int = 0
     augment_copies: int = 3  # augmented variants per training clip, besides the clip itself
+    channel_augment: float = 0.8  # share of augmented copies also passed through a random real channel
+    level: str = AUDIO_LEVEL  # loudness feature: "relative" or "absolute" (speech.normalise_window)
     ensemble: int = 3  # CNNs trained with different seeds whose probabilities are averaged
     batch_size: int = 32
     patience: int = 12
     quadrant_loss: float = 1.0  # weight of the auxiliary quadrant cross-entropy (0: emotion loss only)
     test_actors: tuple[int, ...] = TEST_ACTORS
     val_actors: tuple[int, ...] = VAL_ACTORS
+    cv_folds: int = 0  # > 0: also record actor-wise cross-validation (clean and channel-degraded speech)
     max_files: int | None = None  # cap for quick runs (tests)
     command: str = "emoscore train audio"
     workers: int = 2
+    cache: Path | None = None  # folder for cached features and out-of-fold predictions (None: no cache)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,40 +87,34 @@ def crop_speech(audio: np.ndarray, rng: np.random.Generator | None) -> np.ndarra
     return padded[first + WINDOW_SAMPLES:first + 2 * WINDOW_SAMPLES]
 
 
-def augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random time stretch, pitch shift, gain and background noise, each as a real recording would vary."""
-    import librosa
-
-    if rng.random() < 0.6:
-        audio = librosa.effects.time_stretch(audio, rate=float(rng.uniform(0.85, 1.15)))
-    if rng.random() < 0.6:
-        audio = librosa.effects.pitch_shift(audio, sr=AUDIO_SAMPLE_RATE, n_steps=float(rng.uniform(-2, 2)))
-    audio = audio * float(10 ** (rng.uniform(-9, 6) / 20))
-    if rng.random() < 0.7:
-        snr_db = rng.uniform(12, 35)
-        power = np.mean(audio**2) + 1e-12
-        audio = audio + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(audio)).astype(np.float32)
-    return audio.astype(np.float32)
-
-
-def clip_windows(path: Path, copies: int, seed: int) -> np.ndarray:
-    """(1 + copies, 150, 27) model inputs for one clip: the clean centred crop, then augmented crops."""
+def clip_windows(path: Path, copies: int, seed: int, channel_share: float = 0.0) -> np.ndarray:
+    """(2 + copies, 150, 27) raw (unnormalised) feature windows of one clip: the clean centred crop, `copies`
+    augmented crops (each also through a random channel with probability `channel_share`), and last the
+    clip through a random channel alone (the "degraded" test condition, the same for every recipe)."""
     rng = np.random.default_rng(seed)
     audio = load_clip(path)
     crops = [crop_speech(audio, None)]
     for _ in range(copies):
-        crops.append(crop_speech(augment(audio, rng), rng))
-    return np.stack([normalise_window(fit_window(extract_features(c), 0)) for c in crops])
+        varied = augment(audio, rng)
+        crops.append(crop_speech(channel(varied, rng) if rng.random() < channel_share else varied, rng))
+    crops.append(crop_speech(channel(audio, np.random.default_rng([seed, DEGRADED_SEED])), None))
+    return np.stack([fit_window(extract_features(c), 0) for c in crops])
 
 
-def _clip_job(args: tuple[Path, int, int]) -> np.ndarray:
+def _clip_job(args: tuple[Path, int, int, float]) -> np.ndarray:
     return clip_windows(*args)
 
 
-def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, workers: int,
-                  log: Callable[[str], None], what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features for all items (in parallel processes): (n * (1 + copies), 150, 27) and labels."""
-    jobs = [(item.path, copies, seed * 100_003 + i) for i, item in enumerate(items)]
+def raw_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, channel_share: float, workers: int,
+                log: Callable[[str], None], what: str, cache: Path | None = None) -> np.ndarray:
+    """(n, 2 + copies, 150, 27) raw windows of all items (see clip_windows), computed in parallel processes
+    and kept in `cache` (keyed by the files and the recipe) when given."""
+    key = _cache_key(_identity(items), copies, seed, channel_share, AUGMENT_VERSION)
+    cached = cache / f"windows-{key}.npy" if cache is not None else None
+    if cached is not None and cached.exists():
+        log(f"  {what} features from {cached}")
+        return np.load(cached)
+    jobs = [(item.path, copies, seed * 100_003 + i, channel_share) for i, item in enumerate(items)]
     out: list[np.ndarray] = []
     step = max(len(jobs) // 10, 1)
     with contextlib.ExitStack() as stack:
@@ -118,9 +126,36 @@ def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, 
             out.append(windows)
             if (i + 1) % step == 0 or i + 1 == len(jobs):
                 log(f"  {what} features {i + 1}/{len(jobs)}")
-    x = np.concatenate(out)
+    x = np.stack(out)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, x)
+    return x
+
+
+def _identity(items: Sequence[ravdess.RavdessItem]) -> list[tuple[str, int]]:
+    """What identifies a set of clips for the cache wherever the folder is: names and sizes."""
+    return [(i.path.name, i.path.stat().st_size) for i in items]
+
+
+def _cache_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def model_inputs(raw: np.ndarray, parts: slice | int, level: str) -> np.ndarray:
+    """Normalised model inputs (m, 150, 27) from the chosen parts of raw windows (n, k, 150, 27), clip-major."""
+    chosen = raw[:, parts]
+    flat = chosen.reshape(-1, *raw.shape[2:]) if chosen.ndim == 4 else chosen
+    return np.stack([normalise_window(w, level) for w in flat]) if len(flat) else flat
+
+
+def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, workers: int,
+                  log: Callable[[str], None], what: str, level: str = AUDIO_LEVEL, channel_share: float = 0.0,
+                  cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised inputs of the clean and `copies` augmented crops: (n * (1 + copies), 150, 27) and labels."""
+    raw = raw_windows(items, copies, seed, channel_share, workers, log, what, cache)
     y = np.repeat(np.array([item.emotion for item in items]), 1 + copies)
-    return x, y
+    return model_inputs(raw, slice(0, 1 + copies), level), y
 
 
 def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn") -> Any:
@@ -205,50 +240,180 @@ def fit_ensemble(options: AudioTrainOptions, train: tuple[np.ndarray, np.ndarray
     return keras.Model(inputs, outputs, name="speech_emotion_ensemble"), members
 
 
-def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train on RAVDESS speech, evaluate on the test actors, save the model and its manifest entry.
+@dataclass(frozen=True)
+class SpeechData:
+    """Every clip's raw windows (n, 2 + copies, 150, 27) (see clip_windows), labels (n,), actors (n,)."""
 
-    Returns the test-actor metrics (also written to <out>/audio_metrics.json).
+    items: list[ravdess.RavdessItem]
+    raw: np.ndarray
+    y: np.ndarray
+    actors: np.ndarray
+
+    def inputs(self, actors: Sequence[int], parts: slice | int, level: str) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised inputs and labels of the given actors' clips, parts of each clip (clip-major)."""
+        mask = np.isin(self.actors, list(actors))
+        x = model_inputs(self.raw[mask], parts, level)
+        return x, np.repeat(self.y[mask], len(x) // max(int(mask.sum()), 1))
+
+
+def load_speech_data(options: AudioTrainOptions, log: Callable[[str], None]) -> SpeechData:
+    """The speech clips (vocal channel 01) under options.ravdess with their raw windows."""
+    items = [i for i in ravdess.scan(options.ravdess, AUDIO_SUFFIXES) if i.vocal_channel == 1][: options.max_files]
+    raw = raw_windows(items, options.augment_copies, options.seed, options.channel_augment, options.workers, log,
+                      "clip", options.cache)
+    return SpeechData(items, raw, np.array([i.emotion for i in items]), np.array([i.actor for i in items]))
+
+
+def train_on(options: AudioTrainOptions, data: SpeechData, train_actors: Sequence[int], val_actors: Sequence[int],
+             log: Callable[[str], None]) -> tuple[Any, list[Any]]:
+    """An ensemble trained on the clean + augmented windows of `train_actors`, early-stopped on `val_actors`."""
+    train = data.inputs(train_actors, slice(0, 1 + options.augment_copies), options.level)
+    val = data.inputs(val_actors, 0, options.level)
+    return fit_ensemble(options, train, val, log)
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+
+
+def cross_validate(options: AudioTrainOptions, data: SpeechData, folds: int,
+                   log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities of every clip from one CNN trained without its actor's fold.
+
+    In each fold CV_VAL_ACTORS of the remaining actors early-stop the training. Returns "clean" and "degraded"
+    (n, 8) probabilities (the degraded copy: the clip through a random real channel), cached in options.cache.
     """
+    ignored = ("ravdess", "out", "command", "workers", "cache", "ensemble", "cv_folds")
+    recipe = {k: v for k, v in dataclasses.asdict(options).items() if k not in ignored}
+    key = _cache_key(_identity(data.items), recipe, folds, AUGMENT_VERSION)
+    cached = options.cache / f"oof-{key}.npz" if options.cache is not None else None
+    if cached is not None and cached.exists():
+        log(f"out-of-fold predictions from {cached}")
+        return dict(np.load(cached))
+    n = len(data.items)
+    result = {"clean": np.zeros((n, N_EMOTIONS), np.float32), "degraded": np.zeros((n, N_EMOTIONS), np.float32)}
+    single = dataclasses.replace(options, ensemble=1)
+    for k, test_actors in enumerate(ravdess.actor_folds(data.actors.tolist(), folds, options.seed)):
+        rest = [a for a in sorted(set(data.actors.tolist())) if a not in test_actors]
+        n_val = min(CV_VAL_ACTORS, len(rest) - 1)
+        val_actors = [int(a) for a in np.random.default_rng([options.seed, k]).choice(rest, n_val, replace=False)]
+        log(f"fold {k + 1}/{folds}: test actors {list(test_actors)}, validation actors {sorted(val_actors)}")
+        model, _ = train_on(single, data, [a for a in rest if a not in val_actors], val_actors, log)
+        mask = np.isin(data.actors, test_actors)
+        result["clean"][mask] = predict(model, data.inputs(test_actors, 0, options.level)[0])
+        result["degraded"][mask] = predict(model, data.inputs(test_actors, -1, options.level)[0])
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, clean=result["clean"], degraded=result["degraded"])
+    return result
+
+
+def cv_summary(y: np.ndarray, probs: dict[str, np.ndarray], folds: int) -> dict[str, Any]:
+    """Headline metrics of out-of-fold predictions on clean and on channel-degraded speech."""
+    return {"folds": folds, "n": int(len(y)),
+            **{condition: headline(emotion_metrics(y, p)) for condition, p in probs.items()}}
+
+
+def clip_key(item: ravdess.RavdessItem) -> str:
+    """"EE-II-SS-RR-AA": the part of a RAVDESS name shared by a clip's audio, video and landmark files."""
+    return "-".join(item.path.stem.split("-")[2:])
+
+
+def out_of_fold_predictions(ravdess_root: Path, folds: int = 5, seed: int = 0,
+                            log: Callable[[str], None] = lambda _: None, cache: Path | None = DEFAULT_CACHE
+                            ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(keys "EE-II-SS-RR-AA", (n, 8) probabilities each from a model trained without that clip's actor,
+    (n,) true emotion) for every speech clip under `ravdess_root`, with the shipped training recipe."""
+    options = AudioTrainOptions(ravdess=ravdess_root, out=Path("."), seed=seed, cache=cache)
+    data = load_speech_data(options, log)
+    probs = cross_validate(options, data, folds, log)["clean"]
+    return [clip_key(i) for i in data.items], probs, data.y
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "studio augmentation, absolute level": {"channel_augment": 0.0, "level": "absolute"},
+    "channel augmentation, absolute level": {"level": "absolute"},
+    "channel augmentation, relative level": {"level": "relative"},
+}
+
+
+def compare_recipes(options: AudioTrainOptions, folds: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Actor-wise CV of each training recipe in RECIPES (clean and degraded test speech)."""
+    out = {}
+    for name, changes in RECIPES.items():
+        log(f"recipe: {name}")
+        variant = dataclasses.replace(options, **changes)
+        data = load_speech_data(variant, log)
+        out[name] = cv_summary(data.y, cross_validate(variant, data, folds, log), folds)
+    return out
+
+
+def train_audio_model(options: AudioTrainOptions, log: Callable[[str], None] = print,
+                      compare: bool = False) -> dict[str, Any]:
+    """Train on RAVDESS speech, evaluate on the test actors (clean and channel-degraded), optionally
+    cross-validate actor-wise (options.cv_folds) and compare recipes; save the model and its manifest entry.
+
+    Returns the metrics (also written to <out>/audio_metrics.json).
+    """
+    started = time.monotonic()
+    data = load_speech_data(options, log)
+    present = set(data.actors.tolist())
+    test_actors = [a for a in options.test_actors if a in present]
+    val_actors = [a for a in options.val_actors if a in present]
+    train_actors = sorted(present - set(test_actors) - set(val_actors))
+    if not train_actors or not test_actors or set(test_actors) & set(val_actors):
+        raise DataError(f"actor split leaves no training or test actors (present {sorted(present)})")
+    log(f"train actors {train_actors}, validation {val_actors}, test {test_actors}")
+    model, members = train_on(options, data, train_actors, val_actors, log)
+    test_x, test_y = data.inputs(test_actors, 0, options.level)
+    metrics = emotion_metrics(test_y, predict(model, test_x))
+    metrics["test_actors"] = list(test_actors)
+    metrics["degraded"] = headline(emotion_metrics(test_y, predict(model, data.inputs(test_actors, -1,
+                                                                                       options.level)[0])))
+    metrics["member_accuracy"] = [round(emotion_metrics(test_y, predict(m, test_x))["accuracy"], 4) for m in members]
+    if options.cv_folds:
+        metrics["cross_validation"] = cv_summary(data.y, cross_validate(options, data, options.cv_folds, log),
+                                                 options.cv_folds)
+    if compare and options.cv_folds:
+        metrics["recipes"] = compare_recipes(options, options.cv_folds, log)
+    metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    _save(options, model, metrics, data, (train_actors, val_actors, test_actors))
+    return metrics
+
+
+def _save(options: AudioTrainOptions, model: Any, metrics: dict[str, Any], data: SpeechData,
+          split: tuple[list[int], list[int], list[int]]) -> None:
     from emoscore.checkpoints import record_model
     from emoscore.tf_util import save_keras
 
-    started = time.monotonic()
-    items = ravdess.scan(options.ravdess, AUDIO_SUFFIXES)
-    items = [i for i in items if i.vocal_channel == 1][: options.max_files]
-    train, val, test = ravdess.split_by_actor(items, options.test_actors, options.val_actors)
-    log(f"{len(train)} train / {len(val)} validation / {len(test)} test clips "
-        f"(test actors {list(options.test_actors)}, validation actors {list(options.val_actors)})")
-    train_xy = build_windows(train, options.augment_copies, options.seed, options.workers, log, "train")
-    val_xy = build_windows(val, 0, options.seed, options.workers, log, "validation") if val else (
-        np.zeros((0, AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES), np.float32), np.zeros(0, int))
-    test_x, test_y = build_windows(test, 0, options.seed, options.workers, log, "test")
-    model, members = fit_ensemble(options, train_xy, val_xy, log)
-    metrics = emotion_metrics(test_y, np.asarray(model(test_x, training=False)))
-    metrics["test_actors"] = list(options.test_actors)
-    metrics["member_accuracy"] = [round(emotion_metrics(test_y, np.asarray(m(test_x, training=False)))["accuracy"], 4)
-                                  for m in members]
-    metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    counts = [int(np.isin(data.actors, part).sum()) for part in split]
     options.out.mkdir(parents=True, exist_ok=True)
     save_keras(model, options.out / "audio.keras")
     (options.out / "audio_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     record_model(options.out, MODEL_NAME, "audio-cnn", {"model": "audio.keras"},
                  constants=feature_constants(), command=options.command, metrics=metrics,
-                 data=f"RAVDESS speech ({options.ravdess.name}): {len(train)} train clips of actors "
-                      f"{sorted({i.actor for i in train})}, {len(val)} validation, {len(test)} test",
+                 data=f"RAVDESS speech ({options.ravdess.name}): {counts[0]} train clips of actors {split[0]}, "
+                      f"{counts[1]} validation (actors {split[1]}), {counts[2]} test (actors {split[2]})",
                  extra={"seed": options.seed, "augment_copies": options.augment_copies,
+                        "channel_augment": options.channel_augment, "level": options.level,
                         "ensemble": options.ensemble, "quadrant_loss": options.quadrant_loss})
-    return metrics
+    from emoscore.export import export_model  # the .tflite that `score` runs
+
+    export_model(options.out, MODEL_NAME)
 
 
 def evaluate_audio_model(root: Path, checkpoints: Path, actors: Sequence[int] | None = None,
                          log: Callable[[str], None] = lambda _: None, workers: int = 2) -> dict[str, Any]:
-    """Metrics of the installed speech model on the given actors' clips (default: the test actors)."""
+    """Metrics of the installed speech model on the given actors' clips (default: the test actors when the
+    folder has them, else every actor in it)."""
     from emoscore.speech import SpeechEmotionModel
 
     model = SpeechEmotionModel(checkpoints)
     items = [i for i in ravdess.scan(root, AUDIO_SUFFIXES) if i.vocal_channel == 1]
-    items = ravdess.select_actors(items, actors or ravdess.TEST_ACTORS)
+    if actors is None:
+        present = {i.actor for i in items}
+        actors = [a for a in ravdess.TEST_ACTORS if a in present] or sorted(present)
+    items = ravdess.select_actors(items, actors)
     x, y = build_windows(items, 0, 0, workers, log, "eval")
     metrics = emotion_metrics(y, model.predict(x))
     metrics["actors"] = sorted({i.actor for i in items})

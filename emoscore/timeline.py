@@ -65,8 +65,41 @@ def _check_window_probs(name: str, wp: WindowProbs) -> None:
         raise InputError(f"{name}: window times must increase, got {np.asarray(wp.times)[:6]}...")
 
 
+def confidence(probs: np.ndarray) -> np.ndarray:
+    """(n, 8) probabilities -> (n,) normalised negentropy 1 - H(p) / log 8: 0 for uniform, 1 for one-hot."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    return np.clip(1.0 + (p * np.log(p)).sum(axis=1) / np.log(N_EMOTIONS), 0.0, 1.0)
+
+
+def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.ndarray,
+            config: FusionConfig) -> np.ndarray:
+    """Fuse per-window probabilities (n, 8) of the present modalities (v_on, a_on: (n,) bool) into (n, 8).
+
+    Rule "fixed": weights visual_weight / audio_weight renormalised over the modalities present.
+    Rule "confidence": each present modality's weight is its nominal weight x confidence(p) ** confidence_power,
+    and NEUTRAL_PRIOR joins as a pseudo-modality of weight prior_weight x (nominal weights present), so a
+    near-uniform model cannot drown a confident one, and where both are unsure the result leans to the
+    calm/neutral centre. Rows with neither modality are left as zeros (the caller carries them over).
+    """
+    v_on, a_on = np.asarray(v_on, dtype=bool), np.asarray(a_on, dtype=bool)
+    wv = np.where(v_on, config.visual_weight, 0.0)
+    wa = np.where(a_on, config.audio_weight, 0.0)
+    mix = wv[:, None] * np.nan_to_num(visual) + wa[:, None] * np.nan_to_num(audio)
+    total = wv + wa
+    if config.rule == "confidence":
+        cv = np.maximum(confidence(visual), _EPS) ** config.confidence_power
+        ca = np.maximum(confidence(audio), _EPS) ** config.confidence_power
+        prior = config.prior_weight * total
+        mix = (wv * cv)[:, None] * np.nan_to_num(visual) + (wa * ca)[:, None] * np.nan_to_num(audio)
+        mix += prior[:, None] * NEUTRAL_PRIOR
+        total = wv * cv + wa * ca + prior
+    probs = mix / np.maximum(total, _EPS)[:, None]
+    return probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+
+
 def fuse(visual: WindowProbs, audio: WindowProbs, config: FusionConfig | None = None) -> Fused:
-    """Weighted average of the two models per window, weights renormalised over the modalities present.
+    """Fuse the two models per window (see combine), weights over the modalities present.
 
     Both inputs must share the same window start times. See the module docstring for windows with neither.
     """
@@ -78,11 +111,7 @@ def fuse(visual: WindowProbs, audio: WindowProbs, config: FusionConfig | None = 
                          "windows or different start times")
     v_on = np.asarray(visual.present, dtype=bool)
     a_on = np.asarray(audio.present, dtype=bool)
-    wv = np.where(v_on, config.visual_weight, 0.0)[:, None]
-    wa = np.where(a_on, config.audio_weight, 0.0)[:, None]
-    total = np.maximum(wv + wa, _EPS)
-    probs = (wv * np.nan_to_num(visual.probs) + wa * np.nan_to_num(audio.probs)) / total
-    probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+    probs = combine(visual.probs, audio.probs, v_on, a_on, config)
     sources = np.select([v_on & a_on, v_on, a_on], ["both", "visual", "audio"], "carried").astype("<U7")
     _carry_over(probs, v_on | a_on, sources)
     return Fused(probs=probs.astype(np.float32), sources=sources)

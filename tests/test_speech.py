@@ -97,3 +97,48 @@ def test_parse_name_reads_every_field() -> None:
     assert (item.modality, item.emotion, item.intensity, item.statement, item.repetition, item.actor) == \
         (3, 5, 2, 1, 2, 13)
     assert ravdess.parse_name(Path("clip.wav")) is None
+
+
+# --- loudness-independent features, silence and channel augmentation ------------------------------
+
+
+def noisy_tone(seconds: float, amplitude: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    signal = tone(220.0, seconds, 1.0) + tone(660.0, seconds, 0.3) + rng.normal(0, 0.05, int(seconds * 16000))
+    return (amplitude * signal / np.abs(signal).max()).astype(np.float32)
+
+
+def test_relative_level_makes_normalised_windows_gain_invariant() -> None:
+    from emoscore.speech import fit_window, normalise_window
+
+    loud, quiet = (fit_window(extract_features(noisy_tone(3.0, a)), 0) for a in (0.5, 0.02))
+    np.testing.assert_allclose(normalise_window(loud, "relative"), normalise_window(quiet, "relative"), atol=2e-3)
+    gap = normalise_window(loud, "absolute")[:, RMS_INDEX] - normalise_window(quiet, "absolute")[:, RMS_INDEX]
+    assert np.median(gap) * 20 == pytest.approx(20 * np.log10(0.5 / 0.02), abs=0.5)  # absolute keeps dBFS
+
+
+def test_quiet_speech_is_voiced_and_a_pause_between_loud_speech_is_silent() -> None:
+    quiet = noisy_tone(3.0, 10 ** (-52 / 20))  # peaks near RAVDESS sad speech, below the old -45 dBFS gate
+    _, silent = speech_windows(quiet, np.array([0.0]), 3.0)
+    assert silent.tolist() == [False]
+    speech = np.concatenate([noisy_tone(3.0, 0.5), noisy_tone(3.0, 10 ** (-50 / 20)), noisy_tone(3.0, 0.5)])
+    _, silent = speech_windows(speech, np.array([0.0, 3.0, 6.0]), 3.0)
+    assert silent.tolist() == [False, True, False]  # 45 dB under the loud level: a pause, not speech
+
+
+def test_channel_band_limits_and_keeps_the_length() -> None:
+    from emoscore.speech_augment import channel, equalise, normalise_loudness
+
+    noise = np.random.default_rng(1).normal(0, 0.1, 32000).astype(np.float32)
+    limited = equalise(noise, 300.0, 3000.0, np.zeros(7))
+    spectrum = np.abs(np.fft.rfft(limited)) / np.maximum(np.abs(np.fft.rfft(noise)), 1e-9)
+    freqs = np.fft.rfftfreq(len(noise), 1 / 16000)
+    band = (freqs > 800) & (freqs < 2000)
+    assert np.median(spectrum[band]) == pytest.approx(1.0, abs=0.01)
+    assert np.median(spectrum[freqs > 6000]) < 10 ** (-24 / 20)  # more than an octave above 3 kHz
+    assert np.median(spectrum[(freqs > 50) & (freqs < 140)]) < 10 ** (-24 / 20)
+    level = normalise_loudness(noise, -20.0)
+    assert 20 * np.log10(np.sqrt(np.mean(level**2))) == pytest.approx(-20.0, abs=1.0)
+    for seed in range(5):
+        out = channel(noise, np.random.default_rng(seed))
+        assert out.shape == noise.shape and out.dtype == np.float32 and np.isfinite(out).all()

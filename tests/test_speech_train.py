@@ -9,19 +9,32 @@ import numpy as np
 from test_speech import fake_ravdess
 
 from emoscore.checkpoints import resolve_model
+from emoscore.data import ravdess
 from emoscore.speech import SpeechEmotionModel, window_starts
-from emoscore.speech_train import AudioTrainOptions, evaluate_audio_model, train_audio_model
+from emoscore.speech_train import (
+    AudioTrainOptions,
+    clip_key,
+    cross_validate,
+    evaluate_audio_model,
+    load_speech_data,
+    train_audio_model,
+)
 
 
 def test_toy_training_run_writes_a_loadable_verified_model(tmp_path: Path) -> None:
     root = fake_ravdess(tmp_path / "rav", [1, 2, 3, 4])
     out = tmp_path / "ckpt"
     options = AudioTrainOptions(ravdess=root, out=out, epochs=2, seed=3, augment_copies=1, ensemble=2,
-                                test_actors=(4,), val_actors=(3,), workers=1, command="test")
+                                test_actors=(4,), val_actors=(3,), workers=1, command="test", cv_folds=2,
+                                cache=tmp_path / "cache")
     lines: list[str] = []
     metrics = train_audio_model(options, log=lines.append)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 16
     assert np.asarray(metrics["confusion"]).sum() == 16
+    assert set(metrics["quadrant_recall"]) == {"Q1", "Q2", "Q3", "Q4"} and metrics["degraded"]["n"] == 16
+    cv = metrics["cross_validation"]
+    assert cv["folds"] == 2 and cv["n"] == 64 and set(cv) >= {"clean", "degraded"}
+    assert sum("fold 2/2" in line for line in lines) == 1
     assert any("epoch   2" in line for line in lines) and any("model 2/2" in line for line in lines)
     assert len(metrics["member_accuracy"]) == 2
     manifest = json.loads((out / "manifest.json").read_text())
@@ -39,3 +52,13 @@ def test_toy_training_run_writes_a_loadable_verified_model(tmp_path: Path) -> No
 
     again = evaluate_audio_model(root, out, [4], workers=1)
     assert again["accuracy"] == metrics["accuracy"]
+    every = evaluate_audio_model(root, out, None, workers=1)  # no actor 17-20 here: every actor present
+    assert every["actors"] == [1, 2, 3, 4] and every["n"] == 64
+
+    lines.clear()  # the cross-validation is cached: a second run trains nothing
+    data = load_speech_data(options, lines.append)
+    cached = cross_validate(options, data, 2, lines.append)
+    assert any("from" in line for line in lines) and not any("epoch" in line for line in lines)
+    assert cached["clean"].shape == (64, 8) and clip_key(data.items[0]) == "01-01-01-01-01"
+    folds = ravdess.actor_folds(data.actors.tolist(), 2, options.seed)
+    assert sorted(a for f in folds for a in f) == [1, 2, 3, 4]

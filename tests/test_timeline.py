@@ -53,7 +53,9 @@ def absent(n: int) -> WindowProbs:
 
 
 def config(min_segment: float = 4.0, penalty: float = 2.0, snap: float = 1.5) -> Config:
-    return Config(smoothing=SmoothingConfig(min_segment_seconds=min_segment, switch_penalty=penalty,
+    """Smoothing settings under test, with plain 75/25 fusion (the confidence rule: tests/test_fusion.py)."""
+    return Config(fusion=FusionConfig(rule="fixed"),
+                  smoothing=SmoothingConfig(min_segment_seconds=min_segment, switch_penalty=penalty,
                                             scene_snap_seconds=snap))
 
 
@@ -63,7 +65,7 @@ def config(min_segment: float = 4.0, penalty: float = 2.0, snap: float = 1.5) ->
 def test_fusion_weights_both_present() -> None:
     visual = WindowProbs(np.array([0.0]), onehotish("happy", 1.0)[None], np.array([True]))
     audio = WindowProbs(np.array([0.0]), onehotish("sad", 1.0)[None], np.array([True]))
-    fused = fuse(visual, audio, FusionConfig(visual_weight=0.75, audio_weight=0.25))
+    fused = fuse(visual, audio, FusionConfig(visual_weight=0.75, audio_weight=0.25, rule="fixed"))
     assert fused.probs[0, EMOTIONS.index("happy")] == pytest.approx(0.75)
     assert fused.probs[0, EMOTIONS.index("sad")] == pytest.approx(0.25)
     assert fused.sources.tolist() == ["both"]
@@ -73,7 +75,7 @@ def test_fusion_renormalises_over_present_modalities() -> None:
     happy, sad = onehotish("happy", 1.0), onehotish("sad", 1.0)
     visual = WindowProbs(np.arange(2.0), np.stack([happy, np.zeros(8)]), np.array([True, False]))
     audio = WindowProbs(np.arange(2.0), np.stack([np.zeros(8), sad]), np.array([False, True]))
-    fused = fuse(visual, audio, FusionConfig())
+    fused = fuse(visual, audio, FusionConfig(rule="fixed"))
     np.testing.assert_allclose(fused.probs[0], happy, atol=1e-6)  # no speech: vision alone
     np.testing.assert_allclose(fused.probs[1], sad, atol=1e-6)  # no face: audio alone
     assert fused.sources.tolist() == ["visual", "audio"]

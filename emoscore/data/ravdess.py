@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from emoscore.constants import RAVDESS_EMOTION_CODES
 from emoscore.errors import DataError
 
@@ -81,3 +83,11 @@ def select_actors(items: Sequence[RavdessItem], actors: Sequence[int]) -> list[R
     if not chosen:
         raise DataError(f"no files of actors {list(actors)}")
     return chosen
+
+
+def actor_folds(actors: Sequence[int], folds: int, seed: int) -> list[tuple[int, ...]]:
+    """`folds` disjoint, near-equal actor groups covering the distinct `actors`, shuffled by `seed`."""
+    order = np.random.default_rng(seed).permutation(sorted(set(actors)))
+    if folds < 2 or folds > len(order):
+        raise DataError(f"cross-validation needs 2..{len(order)} folds, got {folds}")
+    return [tuple(sorted(int(a) for a in order[k::folds])) for k in range(folds)]
