@@ -119,3 +119,46 @@ def test_score_and_compose_never_import_tensorflow(tmp_path: Path, clip_a: Path)
                               capture_output=True, text=True, cwd=ROOT, timeout=300)
         last = proc.stdout.strip().splitlines()[-1]
         assert last == "EXIT 0 HEAVY=", f"{args[0]}: {last}\n{proc.stderr[-2000:]}"
+
+
+def librosa_features(audio: np.ndarray) -> np.ndarray:
+    """The features as speech.extract_features computed them with librosa 0.11 (before emoscore.dsp)."""
+    import librosa
+
+    from emoscore.constants import AUDIO_HOP, AUDIO_N_FFT, N_CHROMA, N_MFCC
+
+    magnitude = np.abs(librosa.stft(audio, n_fft=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True))
+    power = magnitude**2
+    mel = librosa.feature.melspectrogram(S=power, sr=16000, n_mels=40)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=N_MFCC)
+    chroma = librosa.feature.chroma_stft(S=power, sr=16000, n_chroma=N_CHROMA, norm=None)
+    rms = librosa.feature.rms(y=audio, frame_length=AUDIO_N_FFT, hop_length=AUDIO_HOP, center=True)[0]
+    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=16000)[0]
+    return np.vstack([mfcc, chroma, rms[None], centroid[None]]).T.astype(np.float32)
+
+
+@pytest.mark.parametrize("clip", ["talking-head-a.mp4", "talking-head-b.mp4"])
+def test_numpy_speech_features_match_librosa_on_real_speech(clip: str) -> None:
+    from emoscore import dsp
+    from emoscore.constants import AUDIO_HOP, AUDIO_N_FFT, N_CHROMA, N_MFCC
+    from emoscore.media import read_audio
+
+    audio = read_audio(ROOT / "tests" / "data" / clip)
+    want = librosa_features(audio)
+    got = dsp.speech_features(audio, 16000, AUDIO_N_FFT, AUDIO_HOP, N_MFCC, N_CHROMA)
+    assert got.shape == want.shape == (1 + len(audio) // AUDIO_HOP, 27)
+    scale = np.abs(want).max(axis=0)
+    np.testing.assert_array_less(np.abs(got - want).max(axis=0), 1e-5 * scale + 1e-6)  # float32 rounding
+
+
+def test_numpy_features_are_the_same_in_blocks(rng: np.random.Generator) -> None:
+    from emoscore import dsp
+
+    audio = (rng.normal(size=16000 * 3) * 0.1).astype(np.float32)
+    whole = dsp.speech_features(audio, 16000, 1024, 320, 13, 12)
+    blocks = dsp.BLOCK_FRAMES
+    try:
+        dsp.BLOCK_FRAMES = 7  # many short blocks, the last one partial
+        np.testing.assert_allclose(dsp.speech_features(audio, 16000, 1024, 320, 13, 12), whole, rtol=1e-4, atol=1e-5)
+    finally:
+        dsp.BLOCK_FRAMES = blocks
