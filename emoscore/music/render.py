@@ -69,7 +69,9 @@ def midi_events(midi: Any) -> tuple[list[tuple[float, int, int, int, int]], list
 def _open_synth(soundfont: Path, sample_rate: int, programs: list[tuple[int, int, bool]]) -> Any:
     import fluidsynth
 
-    synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate))
+    # Dynamic sample loading reads only the samples of the programs used (same audio, bit for bit): a few MB
+    # and ~0.05 s instead of all 141 MB of FluidR3_GM and ~0.7 s.
+    synth = fluidsynth.Synth(gain=GAIN, samplerate=float(sample_rate), **{"synth.dynamic-sample-loading": 1})
     sfid = synth.sfload(str(soundfont))
     if sfid < 0:
         synth.delete()
