@@ -68,7 +68,7 @@ def _as_2d(audio: np.ndarray) -> np.ndarray:
 
 def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """BS.1770-4 integrated loudness in LUFS; SILENCE_LUFS for silence or no samples."""
-    import pyloudnorm
+    from emoscore.dsp import integrated_loudness as bs1770  # pyloudnorm's meter without scipy.signal's 1-2 s import
 
     x = _as_2d(audio)
     block = int(np.ceil(BLOCK_SECONDS * sample_rate))
@@ -77,7 +77,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     if len(x) < block + 1:
         x = np.concatenate([x, np.zeros((block + 1 - len(x), x.shape[1]))])
     with np.errstate(divide="ignore"):
-        value = float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))
+        value = bs1770(x, sample_rate)
     return value if np.isfinite(value) else SILENCE_LUFS
 
 

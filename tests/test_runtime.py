@@ -162,3 +162,18 @@ def test_numpy_features_are_the_same_in_blocks(rng: np.random.Generator) -> None
         np.testing.assert_allclose(dsp.speech_features(audio, 16000, 1024, 320, 13, 12), whole, rtol=1e-4, atol=1e-5)
     finally:
         dsp.BLOCK_FRAMES = blocks
+
+
+@pytest.mark.parametrize(("clip", "rate", "channels"),
+                         [("talking-head-b.mp4", 44100, 2), ("talking-head-a.mp4", 16000, 1)])
+def test_numpy_loudness_matches_pyloudnorm_on_real_audio(clip: str, rate: int, channels: int) -> None:
+    import pyloudnorm
+
+    from emoscore import dsp
+    from emoscore.media import read_audio
+
+    audio = read_audio(ROOT / "tests" / "data" / clip, rate, channels=channels).astype(np.float64)
+    quiet = np.concatenate([audio, np.zeros_like(audio)[: rate * 2], audio * 0.01])  # both gates at work
+    for x in (audio, quiet):
+        assert dsp.integrated_loudness(x, rate) == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x),
+                                                                 abs=1e-6)
