@@ -295,11 +295,17 @@ def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("scoring", total=len(pairs))
         batch = contextlib.closing(run_batch(pairs, options, jobs, log))  # closed: workers stopped on any exit
-        with batch as results:
-            for item in results:
-                items.append(item)
-                progress.advance(task)
-                log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
+        try:
+            with batch as results:
+                for item in results:
+                    items.append(item)
+                    progress.advance(task)
+                    log(f"{item.status:<8} {item.input.name}" + (f": {item.message}" if item.message else ""))
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: what was finished is still reported
+            progress.stop()
+            if items:
+                print_summary(items)
+            raise
     print_summary(items)
     write_review_page(items, output if output is not None else input_dir)
     failed = [i for i in items if i.status == "failed"]
