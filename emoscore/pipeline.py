@@ -286,25 +286,37 @@ class Scorer:
 
     def _soundtracks(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch
                      ) -> dict[str, Any]:
-        """The main soundtrack (seed) and each variation k (seed + k); loudness of the input and each mix."""
-        from emoscore.loudness import measure
+        """The main soundtrack (seed) and each variation k (seed + k); loudness of the input and each mix.
 
-        with watch.stage("mix"):
-            dialogue = (media.read_audio(info.path, OUTPUT_SAMPLE_RATE, channels=2)
-                        if info.has_audio and not self.options.replace_audio else None)
-        report: dict[str, Any] = {"target_lufs": self.options.loudness_lufs, "input": None}
-        if dialogue is not None:
-            with watch.stage("loudness"):
-                report["input"] = measure(dialogue, OUTPUT_SAMPLE_RATE).to_dict()
-        report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, dialogue)
-        report["variations"] = [
-            self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, dialogue)
-            for k in range(1, self.options.variations + 1)]
+        The dialogue is decoded and measured in a thread while the first soundtrack is composed and rendered
+        (ffmpeg and fluidsynth work outside the GIL).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        report: dict[str, Any] = {"target_lufs": self.options.loudness_lufs}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(self._dialogue, info)
+            report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, job)
+            report["variations"] = [
+                self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, job)
+                for k in range(1, self.options.variations + 1)]
+            report["input"] = job.result()[1]
         return report
 
+    def _dialogue(self, info: media.VideoInfo) -> tuple[np.ndarray | None, dict[str, float] | None]:
+        """(the original audio at 44.1 kHz stereo, its integrated loudness), or (None, None) without dialogue."""
+        from emoscore.loudness import integrated_loudness
+
+        if not info.has_audio or self.options.replace_audio:
+            return None, None
+        dialogue = media.read_audio(info.path, OUTPUT_SAMPLE_RATE, channels=2)
+        return dialogue, {"integrated_lufs": round(integrated_loudness(dialogue, OUTPUT_SAMPLE_RATE), 2)}
+
     def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch, seed: int,
-                         dialogue: np.ndarray | None) -> dict[str, float]:
-        """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness."""
+                         dialogue_job: Any) -> dict[str, float]:
+        """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness.
+
+        dialogue_job: a Future of _dialogue's result."""
         from emoscore.mixing import fit_length, master, mix
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
         from emoscore.music.render import render_midi
@@ -321,6 +333,7 @@ class Scorer:
             if self.options.part_stems:
                 self._write_parts(midi, info.duration, staged)
         with watch.stage("mix"):
+            dialogue = dialogue_job.result()[0]
             mixed = mix(dialogue, music, OUTPUT_SAMPLE_RATE, cfg.mix, replace_audio=dialogue is None,
                         fade_out_seconds=cfg.music.fade_out_seconds)
         with watch.stage("loudness"):
