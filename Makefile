@@ -7,7 +7,7 @@ SAMPLE ?= tests/data/talking-head-a.mp4
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music export clean
+.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music eval-fusion export clean
 
 setup: system $(VENV)/.installed
 
@@ -50,12 +50,20 @@ train: train-audio train-visual train-music
 export: setup
 	$(BIN)/emoscore export
 
+# Cross-validation (5 actor folds) and the recipe comparison are cached under $TMPDIR/emoscore-cache/voice.
 train-audio: setup
-	$(BIN)/emoscore train audio --ravdess $(SHARED)/ravdess-speech-16k
+	$(BIN)/emoscore train audio --ravdess $(SHARED)/ravdess-speech-16k --cv-folds 5 --compare-recipes
 
+# Clip-level face + voice fusion on RAVDESS actors 1-20 from both models' out-of-fold predictions.
+eval-fusion: setup
+	$(BIN)/emoscore eval fusion --landmarks $(SHARED)/ravdess-landmarks --ravdess $(SHARED)/ravdess-speech-16k
+
+# Every face source; dlib landmarks of the 13.7k photos and the videos are cached in $(FACE_CACHE) (minutes, once).
+FACE_CACHE ?= /tmp/emoscore-cache/face
 train-visual: setup
-	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks --compare-features \
-	  --gap-video tests/data/talking-head-a.mp4 --gap-video tests/data/talking-head-b.mp4
+	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks --videos $(SHARED)/ravdess-actor05/videos \
+	  --crops $(SHARED)/ravdess-actor05/face-crops --images $(SHARED)/faces-in-the-wild --cache $(FACE_CACHE) \
+	  --cv-folds 5
 
 train-music: setup
 	$(BIN)/emoscore train music --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi

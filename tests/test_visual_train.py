@@ -189,3 +189,42 @@ def test_grouped_cv_holds_out_each_actor_group_once(toy_landmarks: Path) -> None
 def test_training_needs_a_source(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="at least one"):
         train_visual_model(VisualTrainOptions(out=tmp_path), log=lambda _: None)
+
+
+def test_out_of_fold_predictions_hold_out_each_clips_actor(toy_landmarks: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoscore import visual_cv
+    from emoscore.visual_train import out_of_fold_predictions
+
+    monkeypatch.setattr(visual_cv, "CACHE", tmp_path)
+    options = VisualTrainOptions(epochs=1, augment_copies=0, batch_size=16)
+    keys, probs, labels = out_of_fold_predictions(toy_landmarks, folds=4, options=options)
+    assert len(keys) == 4 * N_EMOTIONS and probs.shape == (len(keys), N_EMOTIONS)
+    assert keys[0] == "01-01-01-01-01" and labels[0] == 0 and keys == sorted(keys)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert len(list(tmp_path.glob("oof-*.npz"))) == 1
+    again = out_of_fold_predictions(toy_landmarks, folds=4, options=options)  # from the cache
+    np.testing.assert_array_equal(again[1], probs)
+
+
+def test_eval_visual_reads_the_photo_layout(toy_landmarks: Path, tmp_path: Path) -> None:
+    from emoscore.cli import app
+
+    out = tmp_path / "ck"
+    train_visual_model(VisualTrainOptions(landmarks=toy_landmarks, out=out, epochs=1, augment_copies=0,
+                                          batch_size=16, test_actors=(4,), val_actors=(3,)), log=lambda _: None)
+    result = CliRunner().invoke(app, ["eval", "visual", "--images", str(DATA / "faces-in-the-wild"),
+                                      "--checkpoints", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "photos (calm counted as neutral)" in result.output and "neutral_vs_happiness_accuracy" in result.output
+
+
+def test_eval_visual_defaults_to_the_actors_present(toy_landmarks: Path, tmp_path: Path) -> None:
+    from emoscore.visual_train import evaluate_visual_model
+
+    out = tmp_path / "ck"
+    train_visual_model(VisualTrainOptions(landmarks=toy_landmarks, out=out, epochs=1, augment_copies=0,
+                                          batch_size=16, test_actors=(4,), val_actors=(3,)), log=lambda _: None)
+    metrics = evaluate_visual_model(out, landmarks=toy_landmarks)  # actors 1-4: none of the test actors 17-20
+    assert metrics["actors"] == [1, 2, 3, 4] and metrics["n"] == 4 * N_EMOTIONS
+    assert set(metrics["quadrant_recall"]) == {"Q1", "Q2", "Q3", "Q4"}
