@@ -4,8 +4,8 @@ Sources (all times in seconds):
 - the timeline JSON that `score` wrote, hand-edited: its "segments" (start, end, quadrant, optional valence,
   arousal, confidence, emotion) are used as they are; its "windows" are kept for the CSV and the picture.
 - the timeline CSV that `score` wrote (one row per analysis window), hand-edited in its `quadrant` column:
-  segments are the runs of equal quadrants, boundaries midway between the centres of the windows either side
-  (as timeline.run_edges does); valence/arousal are the run's means. No smoothing: the editor's word stands.
+  the column is smoothed into segments as recognition is (see smoothed_runs), boundaries midway between the
+  centres of the windows either side; valence/arousal are the means of the run's windows of its quadrant.
   A CSV whose rows do not overlap (start,end,quadrant[,valence,arousal]) is read as one row per segment.
 - `--segments "0-4.5:Q1,4.5-12:Q3@0.3,-0.6,12-:Q4"`: start-end:quadrant[@valence,arousal]; an empty start is
   the previous end (0 for the first), an empty end the next start (the clip's end for the last).
@@ -28,14 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from emoscore.config import Config
+from emoscore.config import Config, SmoothingConfig
 from emoscore.constants import EMOTION_QUADRANT, EMOTIONS, QUADRANT_VA, QUADRANTS
 from emoscore.errors import InputError
 from emoscore.speech import window_starts
-from emoscore.timeline import Segment, Timeline, quadrant_probs, window_centres
+from emoscore.timeline import (
+    Segment,
+    Timeline,
+    quadrant_probs,
+    run_edges,
+    runs,
+    smooth_states,
+    window_centres,
+)
 
 END_TOLERANCE_SECONDS = 0.05  # a last segment ending this close to the clip's end is snapped to it
 JOIN_TOLERANCE_SECONDS = 1e-3  # the largest gap or overlap between neighbours that is not an error
+ONE_HOT_FLOOR = 0.01  # probability left to the other quadrants when smoothing a CSV's quadrant column
 EDITED_SOURCE = "edited"  # the `source` of windows synthesised from segments (no recognition ran)
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _SPEC = re.compile(rf"^\s*(?P<start>{_NUMBER})?\s*-\s*(?P<end>{_NUMBER})?\s*:\s*(?P<q>[A-Za-z0-9]+)\s*"
@@ -67,10 +76,12 @@ class EditedTimeline:
     windows: tuple[dict[str, Any], ...] = ()  # rows as timeline_to_json writes them
     scene_cuts: tuple[float, ...] = ()
     notes: list[str] = field(default_factory=list)
+    from_windows: bool = False  # the segments come from the windows' quadrant column (a timeline CSV)
 
     def resolve(self, duration: float, config: Config) -> Timeline:
         """The Timeline to compose from: segments checked against `duration` (InputError naming the segment)."""
-        segments = resolve_segments(self.drafts, duration, self.notes)
+        drafts = smoothed_runs(self.windows, duration, config.smoothing) if self.from_windows else self.drafts
+        segments = resolve_segments(drafts, duration, self.notes)
         return to_timeline(segments, self.windows, self.scene_cuts, duration, config)
 
 
@@ -159,7 +170,11 @@ def _from_csv(text: str, name: str) -> EditedTimeline:
         return EditedTimeline(tuple(_draft_from_record(i, r) for i, r in enumerate(rows, start=1)),
                               f"timeline CSV {name}")
     windows = tuple(_window_row(i, r, name) for i, r in enumerate(rows, start=1))
-    return EditedTimeline(_runs_of_windows(windows), f"timeline CSV {name}", windows)
+    for i, window in enumerate(windows, start=1):
+        if window["quadrant"] not in QUADRANTS:
+            raise InputError(f"{name} row {i} ({window['start']:g}-{window['end']:g} s): unknown quadrant "
+                             f"{window['quadrant']!r}; use one of {', '.join(QUADRANTS)}")
+    return EditedTimeline((), f"timeline CSV {name}", windows, from_windows=True)
 
 
 def _window_row(i: int, row: dict[str, str], name: str) -> dict[str, Any]:
@@ -176,21 +191,28 @@ def _window_row(i: int, row: dict[str, str], name: str) -> dict[str, Any]:
     return out
 
 
-def _runs_of_windows(windows: Sequence[dict[str, Any]]) -> tuple[Draft, ...]:
-    """Runs of equal `quadrant` -> drafts with boundaries midway between the windows' centres."""
-    centres = [(w["start"] + w["end"]) / 2 for w in windows]
-    drafts: list[Draft] = []
-    first = 0
-    for i in range(1, len(windows) + 1):
-        if i < len(windows) and windows[i]["quadrant"] == windows[first]["quadrant"]:
-            continue
-        start = 0.0 if first == 0 else (centres[first - 1] + centres[first]) / 2
-        end = None if i == len(windows) else (centres[i - 1] + centres[i]) / 2
-        run = windows[first:i]
-        valence, arousal = (_mean_of(run, k) for k in ("valence", "arousal"))
-        label = f"windows {first + 1}-{i} ({run[0]['start']:g}-{run[-1]['end']:g} s, {run[0]['quadrant']})"
-        drafts.append(Draft(label, start, end, run[0]["quadrant"], valence, arousal))
-        first = i
+def smoothed_runs(windows: Sequence[dict[str, Any]], duration: float, smoothing: SmoothingConfig
+                  ) -> tuple[Draft, ...]:
+    """The windows' `quadrant` column smoothed as recognition is (timeline.smooth_states: Viterbi with the
+    switch penalty, runs shorter than min_segment_seconds merged) -> drafts with boundaries midway between
+    the centres of the windows either side. An unedited CSV thus gives back the segments `score` found;
+    an edit to fewer windows than the minimum segment length is merged away (use the JSON or --segments)."""
+    rows = [w for w in windows if w["start"] < duration]
+    if not rows:
+        raise InputError(f"the timeline's windows all start after the clip's end ({duration:g} s)")
+    centres = np.array([(w["start"] + min(w["end"], duration)) / 2 for w in rows])
+    chosen = np.array([QUADRANTS.index(w["quadrant"]) for w in rows])
+    qprobs = np.full((len(rows), len(QUADRANTS)), ONE_HOT_FLOOR)
+    qprobs[np.arange(len(rows)), chosen] = 1.0 - ONE_HOT_FLOOR * (len(QUADRANTS) - 1)
+    states = smooth_states(qprobs, centres, duration, smoothing)
+    edges = run_edges(states, centres, duration)
+    drafts = []
+    for k, (first, stop, state) in enumerate(runs(states)):
+        quadrant = QUADRANTS[state]
+        own = [w for w in rows[first:stop] if w["quadrant"] == quadrant]
+        label = f"windows {first + 1}-{stop} ({rows[first]['start']:g}-{rows[stop - 1]['end']:g} s, {quadrant})"
+        drafts.append(Draft(label, float(edges[k]), float(edges[k + 1]), quadrant, _mean_of(own, "valence"),
+                            _mean_of(own, "arousal")))
     return tuple(drafts)
 
 

@@ -112,6 +112,25 @@ def test_timeline_csv_windows_become_runs_of_the_quadrant_column(tmp_path: Path)
     assert segs[0].valence == pytest.approx(0.4) and segs[1].arousal == pytest.approx(-0.3)
 
 
+def test_timeline_csv_is_smoothed_like_recognition(tmp_path: Path) -> None:
+    """A one-window blip (as the raw per-window argmax often has) merges away; an edit over 8 windows stays."""
+    def csv_text(quadrant_of: dict[int, str]) -> str:
+        rows = [f"{t},{min(t + 3, 20)},{quadrant_of.get(t, 'Q4')},0.3,-0.3\n" for t in range(18)]
+        return "start,end,quadrant,valence,arousal\n" + "".join(rows)
+
+    path = tmp_path / "t.csv"
+    path.write_text(csv_text({5: "Q2"}))
+    assert [s.quadrant for s in read_timeline(path).resolve(20.0, load_config(None)).segments] == ["Q4"]
+    path.write_text(csv_text({5: "Q2", **{t: "Q3" for t in range(9, 17)}}))
+    segs = read_timeline(path).resolve(20.0, load_config(None)).segments
+    assert [s.quadrant for s in segs] == ["Q4", "Q3"]
+    assert segs[1].start == pytest.approx(10.0)  # midway between the centres of windows 8 (9.5) and 9 (10.5)
+    assert (segs[1].valence, segs[1].arousal) == (-0.5, -0.5)  # (0.3, -0.3) is not Q3: its centre, with a note
+    path.write_text(csv_text({3: "Q9"}))
+    with pytest.raises(InputError, match="row 4 .*unknown quadrant 'Q9'"):
+        read_timeline(path)
+
+
 def test_timeline_csv_of_segments(tmp_path: Path) -> None:
     path = tmp_path / "cuts.csv"
     path.write_text("start,end,quadrant\n0,3,Q4\n3,7,Q2\n7,9.5,Q1\n")
