@@ -184,6 +184,13 @@ def first_onset(midi_path: Path, programs: set[int], role: str) -> float:
     return min(onsets) if onsets else float("inf")
 
 
+def otio_markers(path: Path) -> list[tuple[float, str]]:
+    import opentimelineio as otio
+
+    timeline = otio.adapters.read_from_file(str(path))
+    return [(m.marked_range.start_time.to_seconds(), m.name) for c in timeline.find_clips() for m in c.markers]
+
+
 @pytest.mark.slow
 def test_round_trip_score_edit_rescore(tmp_path: Path) -> None:
     """Score, move a boundary and change a quadrant in the JSON, re-score: the music changes at the new boundary."""
@@ -215,4 +222,7 @@ def test_round_trip_score_edit_rescore(tmp_path: Path) -> None:
         onset = first_onset(stem_path(out, ".music.mid"), {new_bass}, "bass")
         assert abs(onset - boundary) < 0.15, (boundary, onset)  # the new quadrant's bass enters at the boundary
         assert first_onset(stem_path(out, ".music.mid"), {old_bass}, "bass") < boundary
+        markers = otio_markers(stem_path(out, ".markers.otio"))
+        assert [round(start, 1) for start, _ in markers] == [0.0, boundary]  # the markers follow the edit
+        assert markers[1][1].startswith(other)
         assert rescore_seconds < first_seconds
