@@ -317,6 +317,9 @@ class Scorer:
         """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness.
 
         dialogue_job: a Future of _dialogue's result."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from emoscore.loudness import measure
         from emoscore.mixing import fit_length, master, mix
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
         from emoscore.music.render import render_midi
@@ -336,13 +339,16 @@ class Scorer:
             dialogue = dialogue_job.result()[0]
             mixed = mix(dialogue, music, OUTPUT_SAMPLE_RATE, cfg.mix, replace_audio=dialogue is None,
                         fade_out_seconds=cfg.music.fade_out_seconds)
-        with watch.stage("loudness"):
-            mixed, loudness = master(mixed, OUTPUT_SAMPLE_RATE, self.options.loudness_lufs)
+        if self.options.loudness_lufs is not None:
+            with watch.stage("loudness"):
+                mixed, _ = master(mixed, OUTPUT_SAMPLE_RATE, self.options.loudness_lufs)
         with watch.stage("mix"):
             mixed = fit_length(mixed, int(round(info.duration * OUTPUT_SAMPLE_RATE)))  # as long as the input
             media.write_wav(stem_path(staged, ".mix.wav"), mixed, OUTPUT_SAMPLE_RATE)
-            self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
-        return loudness.to_dict()
+            with ThreadPoolExecutor(max_workers=1) as pool:  # the mix is measured while ffmpeg muxes it
+                loudness = pool.submit(measure, mixed, OUTPUT_SAMPLE_RATE)
+                self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
+            return loudness.result().to_dict()
 
     def _write_parts(self, midi: Any, duration: float, staged: Path) -> None:
         """--stems parts: melody, pad and bass rendered alone, each as long as the music stem."""
