@@ -81,7 +81,9 @@ class EditedTimeline:
     def resolve(self, duration: float, config: Config) -> Timeline:
         """The Timeline to compose from: segments checked against `duration` (InputError naming the segment)."""
         drafts = smoothed_runs(self.windows, duration, config.smoothing) if self.from_windows else self.drafts
-        segments = resolve_segments(drafts, duration, self.notes)
+        notes: list[str] = []
+        segments = resolve_segments(drafts, duration, notes)
+        self.notes[:] = notes  # the notes of the latest resolve (it may run more than once)
         return to_timeline(segments, self.windows, self.scene_cuts, duration, config)
 
 

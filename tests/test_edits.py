@@ -29,7 +29,10 @@ def resolve(text: str, duration: float) -> list[Segment]:
 
 
 def test_segments_string_with_open_ends_and_valence_arousal() -> None:
-    segs = resolve("0-4.5:Q1,4.5-12:Q3@0.3,-0.6,12-:Q4", 20.0)
+    edit = parse_segments("0-4.5:Q1,4.5-12:Q3@0.3,-0.6,12-:Q4")
+    edit.resolve(20.0, Config())
+    segs = edit.resolve(20.0, Config()).segments
+    assert len(edit.notes) == 1 and "segment 2" in edit.notes[0]  # once, however often it is resolved
     assert [(s.start, s.end, s.quadrant) for s in segs] == [(0, 4.5, "Q1"), (4.5, 12, "Q3"), (12, 20, "Q4")]
     # Q3 is negative valence: (0.3, -0.6) lies outside it, so the quadrant's centre is used (with a note)
     assert (segs[1].valence, segs[1].arousal) == (-0.5, -0.5)
