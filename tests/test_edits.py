@@ -92,13 +92,14 @@ def test_timeline_json_keeps_its_windows_and_takes_the_edited_segments(tmp_path:
     path = tmp_path / "edited.timeline.json"
     path.write_text(json.dumps(data))
     timeline = read_timeline(path).resolve(duration, Config())
-    assert [(s.start, s.end, s.quadrant) for s in timeline.segments] == [(0, 2.0, "Q2"), (2.0, duration, "Q3")]
+    assert [(s.start, s.end, s.quadrant) for s in timeline.segments] == [(0, 2.0, first["quadrant"]),
+                                                                         (2.0, duration, "Q3")]
     assert timeline.segments[1].emotion == "sad"  # the stale emotion follows the new quadrant
     assert len(timeline.times) == len(data["windows"])
     np.testing.assert_allclose(timeline.probs[0], [data["windows"][0][e] for e in data["emotions"]], atol=1e-3)
     # the outputs follow: JSON and CSV of the re-scored timeline carry the edit and the original windows
     out = timeline_to_json(timeline, {})
-    assert [s["quadrant"] for s in out["segments"]] == ["Q2", "Q3"]
+    assert [s["quadrant"] for s in out["segments"]] == [first["quadrant"], "Q3"]
     assert timeline_to_csv(timeline).count("\n") == len(data["windows"]) + 1
 
 

@@ -54,7 +54,8 @@ def test_page_has_one_row_per_clip_and_nothing_remote(batch: tuple[Path, list[Re
     assert text.count("data:image/jpeg;base64,") == 2 and text.count("data:image/png;base64,") == 2
     assert 'src="a.mp4"' in text and 'src="b.music.wav"' in text
     assert "not a readable video: &lt;broken&gt;" in text and "no face &lt;found&gt;" in text
-    assert "Q2" in text and "<script" not in text
+    quadrant = json.loads(GOLDEN.read_text())["segments"][0]["quadrant"]
+    assert f">{quadrant}</span>" in text and "<script" not in text
     assert "http://" not in text and "https://" not in text
     assert GENERATOR in text
 
