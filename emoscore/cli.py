@@ -325,11 +325,28 @@ def write_review_page(items: list[Any], folder: Path) -> None:
         typer.echo(f"review page: {page}")
 
 
+def summary_loudness(item: Any) -> str:
+    """'  [input -26.2 LUFS, mix -25.3 LUFS, -9.3 dBTP]' from a scored clip's timeline JSON; '' without one."""
+    import json
+
+    from emoscore.pipeline import stem_path
+
+    if item.status == "failed":
+        return ""
+    try:
+        report = json.loads(stem_path(item.output, ".timeline.json").read_text())["meta"]["loudness"]
+        mix = report["output"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    source = f"input {report['input']['integrated_lufs']:.1f} LUFS, " if report.get("input") else ""
+    return f"  [{source}mix {mix['integrated_lufs']:.1f} LUFS, {mix['true_peak_dbtp']:.1f} dBTP]"
+
+
 def print_summary(items: list[Any]) -> None:
     typer.echo(f"{'status':<8} {'seconds':>7}  file")
     for item in items:
         colour = {"done": typer.colors.GREEN, "failed": typer.colors.RED}.get(item.status)
-        line = f"{item.status:<8} {item.seconds:7.1f}  {item.input.name}"
+        line = f"{item.status:<8} {item.seconds:7.1f}  {item.input.name}" + summary_loudness(item)
         typer.secho(line + (f"  ({item.message})" if item.message else ""), fg=colour)
     counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
     typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
