@@ -114,7 +114,7 @@ def test_batch_writes_the_review_page(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["score", str(videos), "-o", str(out)])
     assert result.exit_code != 0 and "review page:" in result.output  # written even when a clip failed
-    assert result.output.count(" LUFS, ") == 2  # each scored clip's loudness in the summary table
+    assert result.output.count(" dBTP]") == 2  # each scored clip's loudness in the summary table
     text = (out / "index.html").read_text()
     assert text.count('<div class="row"') == 3
     assert text.count('data-status="done"') == 2 and text.count('data-status="failed"') == 1
