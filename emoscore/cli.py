@@ -35,11 +35,13 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # handled like Ctrl-C
+_stop_received: list[int] = []  # the stop signal of the running command, if one came
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     for other in STOP_SIGNALS:  # a second signal must not interrupt the clean-up of the first
         signal.signal(other, signal.SIG_IGN)
+    _stop_received.append(signum)
     raise Terminated(signum)
 
 
@@ -47,6 +49,7 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 def stop_signals_as_interrupts() -> Iterator[None]:
     """While a command runs, SIGTERM/SIGHUP raise Terminated (a KeyboardInterrupt) in the main thread, so
     the same clean-up as Ctrl-C runs: staging folders and claims removed, workers stopped."""
+    _stop_received.clear()
     try:
         previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS}
     except ValueError:  # not the main thread (an embedding application): leave its handlers alone
@@ -74,6 +77,8 @@ def handle_errors(func: F) -> F:
             message = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
             raise fail(message, interrupt_exit_code(exc)) from None
         except Exception as exc:
+            if _stop_received:  # the signal surfaced as another error (inside an import: ImportError)
+                raise fail(f"terminated ({Terminated(_stop_received[0])})", 128 + _stop_received[0]) from None
             error = as_emoscore_error(exc)
             raise fail(str(error), error.exit_code) from None
 

@@ -89,7 +89,7 @@ class QuadrantStyle:
     bass_velocity: int = 70
     staccato: float = 1.0  # melody note-length factor (< 1 shortens every note)
     pad_pattern: str = "sustain"  # sustain | pulse (chord on every beat, short) | arpeggio
-    bass_pattern: str = "half"  # whole | half | root_fifth | eighths
+    bass_pattern: str = "half"  # whole | half | root_fifth | eighths | downbeat (one note per chord)
     chord_beats: int = 2  # harmonic rhythm: one chord per this many beats
     max_gap_seconds: float = 1.2  # longest rest between melody onsets
     max_chord: int = 4  # most melody notes struck together

@@ -89,9 +89,47 @@ def check_piece(midi: pretty_midi.PrettyMIDI, seconds: float) -> None:
     assert {inst.name.split()[0] for inst in midi.instruments} == {"melody", "pad", "bass"}
 
 
+def check_arrangement(midi: pretty_midi.PrettyMIDI, seconds: float, quadrant: str) -> None:
+    """The melody leads (louder in RMS than pad and bass, each rendered alone), its density lies in the
+    quadrant's band, and the MIDI's tempo map puts the melody's grid onsets on sixteenth-note ticks."""
+    from emoscore.music.properties import part_balance
+
+    balance = part_balance(midi, seconds)
+    assert balance["pad_db"] < -1.0 and balance["bass_db"] < -1.0, balance
+    style = MusicConfig().style(quadrant)
+    density = len(part_notes(midi, "melody")) / seconds
+    assert style.min_notes_per_second * 0.95 <= density <= style.max_notes_per_second + 1e-9, density
+    sixteenth = midi.resolution // 4
+    ticks = np.array([midi.time_to_tick(n.start) for n in midi.instruments[0].notes])
+    assert np.mean(ticks % sixteenth == 0) > 0.9
+    pedal = [cc for cc in midi.instruments[0].control_changes if cc.number == 64]
+    assert (len(pedal) > 0) == (style.pedal > 0)
+
+
 @pytest.mark.parametrize("quadrant", QUADRANTS)
 def test_generated_piece_invariants(toy: Path, quadrant: str) -> None:
     check_piece(compose_piece(quadrant, 9.5, MusicConfig(), toy, seed=3), 9.5)
+    for seed in (1, 2, 3):
+        check_arrangement(compose_piece(quadrant, 12.0, MusicConfig(), toy, seed=seed), 12.0, quadrant)
+
+
+def test_tempo_map_of_a_soundtrack_follows_its_segments(toy: Path) -> None:
+    segments = [SegmentSpec(0.0, 6.0, "Q3", -0.5, -0.5), SegmentSpec(6.0, 12.0, "Q1", 0.5, 0.5)]
+    midi = compose_soundtrack(segments, 12.0, MusicConfig(), toy, seed=2)
+    times, bpm = midi.get_tempo_changes()
+    assert bpm[0] == pytest.approx(MusicConfig().q3.tempo, rel=1e-3)
+    assert bpm[-1] == pytest.approx(MusicConfig().q1.tempo, rel=1e-3)
+    assert 5.0 < times[1] < times[-1] < 7.0  # the ramp sits around the boundary
+    reread = pretty_midi.PrettyMIDI(_written(midi, toy.parent / "map.mid"))
+    np.testing.assert_allclose(reread.get_tempo_changes()[1], bpm, rtol=1e-3)
+    starts = np.sort([n.start for n in midi.instruments[0].notes])
+    again = np.sort([n.start for n in reread.instruments[0].notes])
+    np.testing.assert_allclose(again, starts, atol=0.003)  # note times survive the round trip
+
+
+def _written(midi: pretty_midi.PrettyMIDI, path: Path) -> str:
+    midi.write(str(path))
+    return str(path)
 
 
 def test_same_seed_same_notes_other_seed_other_notes(toy: Path) -> None:

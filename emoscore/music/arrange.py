@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from emoscore.config import QuadrantStyle
-from emoscore.music.events import STEPS_PER_BEAT, Key, transpose
+from emoscore.music.events import STEPS_PER_BEAT, Key, sort_notes, transpose
 
 TRIADS: dict[str, tuple[int, int, int]] = {"major": (0, 4, 7), "minor": (0, 3, 7)}
 DIATONIC_BONUS = 0.15
@@ -139,6 +139,8 @@ def pad_notes(chords: Sequence[Chord], style: QuadrantStyle) -> np.ndarray:
 
 def bass_notes(chords: Sequence[Chord], style: QuadrantStyle) -> np.ndarray:
     """The bass line (roots, fifths) as a note array in steps."""
+    if style.bass_pattern == "downbeat":
+        return downbeat_bass(chords, style)
     spacing = {"whole": 4 * STEPS_PER_BEAT, "half": 2 * STEPS_PER_BEAT, "root_fifth": STEPS_PER_BEAT,
                "eighths": STEPS_PER_BEAT // 2}[style.bass_pattern]
     length = {"whole": 1.0, "half": 0.95, "root_fifth": 0.75, "eighths": 0.6}[style.bass_pattern]
@@ -169,3 +171,106 @@ def place_melody(melody: np.ndarray, semitones: int, style: QuadrantStyle) -> np
     length = (out[:, 1] - out[:, 0]) * style.staccato
     out[:, 1] = out[:, 0] + np.maximum(length, 0.5)
     return out
+
+
+def downbeat_bass(chords: Sequence[Chord], style: QuadrantStyle) -> np.ndarray:
+    """One root per chord on its first beat, `bass_length_beats` long: a bass that sounds, then rests."""
+    length = style.bass_length_beats * STEPS_PER_BEAT
+    rows = [(c.start, min(c.start + length, c.end), lowest_at_or_above(c.root, style.bass_low),
+             float(style.bass_velocity)) for c in chords if c.end - c.start >= STEPS_PER_BEAT / 2]
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+# --- density, phrasing, pedal, expression ---------------------------------------------------------
+
+def onset_groups(melody: np.ndarray) -> list[np.ndarray]:
+    """Row indices of the notes struck together (same start), in time order; `melody` sorted by start."""
+    if not len(melody):
+        return []
+    cuts = np.flatnonzero(np.diff(melody[:, 0]) > 1e-6) + 1
+    return list(np.split(np.arange(len(melody)), cuts))
+
+
+def thin_notes(melody: np.ndarray, max_notes: int) -> np.ndarray:
+    """At most `max_notes` notes: chords lose inner voices first (top and bottom kept), then the onset
+    closest after its predecessor merges into it (the earlier notes ring on to its end). Steps in, steps out."""
+    out = sort_notes(melody)
+    if len(out) <= max_notes:
+        return out
+    keep = np.ones(len(out), dtype=bool)
+    for group in onset_groups(out):
+        if len(group) > 2 and keep.sum() > max_notes:
+            inner = group[np.argsort(out[group, 2])][1:-1]
+            keep[inner[: int(keep.sum() - max_notes)]] = False
+    out = out[keep]
+    groups = onset_groups(out)
+    starts = [float(out[g[0], 0]) for g in groups]
+    count = len(out)
+    while count > max_notes and len(groups) > 1:
+        gaps = np.diff(starts)
+        k = int(np.argmin(gaps)) + 1  # the group that follows its predecessor most closely
+        prev, gone = groups[k - 1], groups[k]
+        out[prev, 1] = np.maximum(out[prev, 1], out[gone, 1].max())
+        count -= len(gone)
+        del groups[k], starts[k]
+    return sort_notes(out[np.concatenate(groups)])
+
+
+def phrase_position(steps: np.ndarray, style: QuadrantStyle) -> np.ndarray:
+    """Where each time (grid steps) sits inside its phrase, in [0, 1)."""
+    length = style.phrase_bars * 4 * STEPS_PER_BEAT
+    return np.mod(steps, length) / length
+
+
+def shape_phrases(melody: np.ndarray, style: QuadrantStyle) -> np.ndarray:
+    """A velocity arch over each phrase and no onset in its last `phrase_rest_beats` beats (steps in/out)."""
+    out = melody.copy()
+    if not len(out):
+        return out
+    pos = phrase_position(out[:, 0], style)
+    out[:, 3] = np.clip(out[:, 3] * (1 + style.phrase_depth * (2 * np.sin(np.pi * pos) - 1)), 1, 127)
+    rest = style.phrase_rest_beats / (style.phrase_bars * 4)
+    breath = (pos >= 1 - rest) & (rest > 0)
+    return out if breath.all() else out[~breath]
+
+
+def pedal_events(chords: Sequence[Chord], style: QuadrantStyle) -> np.ndarray:
+    """(n, 2) [step, CC64 value]: down just after each chord change, up after `pedal` of the chord
+    (a pianist's legato pedalling: lift and catch the new harmony); empty for pedal 0."""
+    rows: list[tuple[float, float]] = []
+    if style.pedal <= 0:
+        return np.zeros((0, 2))
+    for chord in chords:
+        length = chord.end - chord.start
+        rows += [(chord.start + min(0.25, length / 4), 127.0),
+                 (chord.start + max(style.pedal * length - 0.25, length / 2), 0.0)]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def pad_expression(start: float, end: float, style: QuadrantStyle) -> np.ndarray:
+    """(n, 2) [step, CC11 value] every beat: the pad swells into the middle of each phrase and recedes
+    by `pad_breath` at its ends."""
+    beats = np.arange(np.floor(start / STEPS_PER_BEAT) * STEPS_PER_BEAT, end, STEPS_PER_BEAT)
+    beats = np.clip(beats, start, None)
+    level = 1 - style.pad_breath * (1 - np.sin(np.pi * phrase_position(beats, style)))
+    return np.stack([beats, np.round(110 * level)], axis=1) if len(beats) else np.zeros((0, 2))
+
+
+def fill_sparse(melody: np.ndarray, min_notes: int, end: float) -> np.ndarray:
+    """At least `min_notes` notes before `end` (steps): while short, the longest gap between onsets (or
+    before `end`) gets a softer re-strike of the highest note before it, on the grid at the gap's middle."""
+    out = sort_notes(melody)
+    if not len(out):
+        return out
+    rows = [tuple(r) for r in out]
+    while len(rows) < min_notes:
+        starts = np.unique([r[0] for r in rows])
+        edges = np.append(starts, end)
+        k = int(np.argmax(np.diff(edges)))
+        at = float(np.floor((edges[k] + edges[k + 1]) / 2))
+        if at <= edges[k]:
+            break  # no gap of two steps left
+        before = [r for r in rows if r[0] == edges[k]]
+        top = max(before, key=lambda r: r[2])
+        rows.append((at, min(at + (edges[k + 1] - at), at + 4 * STEPS_PER_BEAT), top[2], top[3] * 0.85))
+    return sort_notes(np.array(rows, dtype=np.float64).reshape(-1, 4))

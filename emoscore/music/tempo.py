@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +56,26 @@ def build_tempo_map(boundaries: Sequence[float], tempos: Sequence[float], ramp_s
     rate = bpm / 60.0 * STEPS_PER_BEAT  # steps per second
     steps = np.concatenate([[0.0], np.cumsum((rate[1:] + rate[:-1]) / 2 * RESOLUTION)])
     return TempoMap(times, steps)
+
+
+def tick_scales(tempo_map: TempoMap, duration: float, resolution: int) -> list[tuple[int, float]]:
+    """The whole map as MIDI tempo events: (tick, seconds per tick) at every grid step whose length differs
+    from the previous one, one grid step = resolution / STEPS_PER_BEAT ticks. Over each step the MIDI tempo is
+    that step's mean, so every grid step falls on its tick at exactly the map's time."""
+    ticks_per_step = resolution / STEPS_PER_BEAT
+    last = int(np.ceil(float(tempo_map.to_steps(duration)))) + 1
+    edges = tempo_map.to_seconds(np.arange(last + 1, dtype=np.float64))
+    scales = np.diff(edges) / ticks_per_step
+    events: list[tuple[int, float]] = []
+    for step, scale in enumerate(scales):
+        if not events or abs(scale - events[-1][1]) > 1e-4 * events[-1][1]:
+            events.append((int(round(step * ticks_per_step)), float(scale)))
+    return events
+
+
+def apply_tempo_map(midi: Any, tempo_map: TempoMap, duration: float) -> None:
+    """Give a PrettyMIDI the whole tempo map (written by midi.write as set-tempo events)."""
+    scales = tick_scales(tempo_map, duration, int(midi.resolution))
+    midi._tick_scales = scales
+    total = float(tempo_map.to_steps(duration + 1.0)) * midi.resolution / STEPS_PER_BEAT
+    midi._update_tick_to_time(int(np.ceil(total)) + 1)

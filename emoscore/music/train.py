@@ -200,3 +200,89 @@ def train_music_models(options: MusicTrainOptions, log: Log = print) -> dict[str
               "train_seconds": round(time.monotonic() - started, 1)}
     write_json_atomic(options.out / "music_metrics.json", result)
     return result
+
+
+# --- `emoscore train music-judge`: both judges, without retraining the LSTMs ----------------------
+
+@dataclass(frozen=True)
+class JudgeTrainOptions:
+    data: Path
+    out: Path
+    cache: Path  # renders and audio features of the training clips are kept and reused here
+    vgmidi: Path | None = None
+    seed: int = 0
+    seconds: float = 30.0  # each clip is rendered from its start for this long
+    soundfont: str = ""
+    eval_pieces: int = 10  # composed pieces per quadrant judged after training (0: none)
+    eval_seed: int = 1  # their seeds: eval_seed * 7919 + 0..eval_pieces-1
+    command: str = "emoscore train music-judge"
+
+
+def train_audio_judge_on(items: Sequence[data.MusicItem], options: JudgeTrainOptions, log: Log) -> dict[str, Any]:
+    """Fit the audio judge on the renders of the train + validation clips (and VGMIDI), classifier chosen by
+    song-grouped CV; save it; return its metrics on EMOPIA's test renders."""
+    from emoscore.music import audio_judge as aj
+
+    fit_items = [i for i in items if i.split != "test" or i.source == "vgmidi"]
+    test_items = [i for i in items if i.split == "test" and i.source != "vgmidi"]
+    if not test_items:
+        raise DataError("the audio judge needs EMOPIA test clips; the data has none")
+    log(f"audio judge: rendering / reading {len(items)} clips ({options.seconds:.0f} s each) under {options.cache}")
+    fit = aj.labelled_set(fit_items, options.cache, options.seconds, options.soundfont, log)
+    test = aj.labelled_set(test_items, options.cache, options.seconds, options.soundfont, log)
+    model, name, scores = aj.train_audio_judge(fit, options.seed, log)
+    judge_mod.save_judge(model, options.out / aj.AUDIO_JUDGE_FILE)
+    metrics = judge_mod.quadrant_metrics(test.y, model.predict(test.x))
+    metrics.update(classifier=name, cv_accuracy=round(scores[name], 4), cv_folds=aj.CV_FOLDS,
+                   train_clips=int(len(fit.y)), cv_scores={k: round(v, 4) for k, v in scores.items()})
+    return metrics
+
+
+def record_judges(options: JudgeTrainOptions, midi_judge: dict[str, Any], audio: dict[str, Any],
+                  generated: dict[str, Any] | None) -> None:
+    from emoscore.checkpoints import record_model
+    from emoscore.music import audio_judge as aj
+
+    gen = generated or {}
+    record_model(options.out, judge_mod.JUDGE_NAME, "music-judge", {"model": judge_mod.JUDGE_FILE},
+                 constants=judge_mod.judge_constants(), command=options.command,
+                 metrics={**midi_judge, "generated": gen.get("overall", {})},
+                 data=f"EMOPIA piano clips from {options.data}: {midi_judge['train_clips']} train (+ validation "
+                      f"for selection), {midi_judge['n']} test", extra={"seed": options.seed, "input": "piano part"})
+    record_model(options.out, aj.AUDIO_JUDGE_NAME, "music-audio-judge", {"model": aj.AUDIO_JUDGE_FILE},
+                 constants=aj.audio_judge_constants(), command=options.command,
+                 metrics={**audio, "generated": gen.get("overall_audio", {})},
+                 data=f"fluidsynth renders (first {options.seconds:.0f} s) of EMOPIA train + validation clips"
+                      + (f" and VGMIDI ({options.vgmidi})" if options.vgmidi else "")
+                      + f": {audio['train_clips']} clips; {audio['n']} EMOPIA test clips",
+                 extra={"seed": options.seed, "input": "rendered full arrangement, mono 22.05 kHz"})
+
+
+def train_music_judges(options: JudgeTrainOptions, log: Log = print) -> dict[str, Any]:
+    """Train the MIDI and audio judges (the LSTMs stay as they are), measure EMOPIA's properties, judge
+    composed pieces; record both judges and update music_metrics.json. Returns those metrics."""
+    import json
+
+    from emoscore.config import load_config
+    from emoscore.fileio import write_json_atomic
+    from emoscore.music.evaluate import evaluate_generated, reference_properties
+
+    started = time.monotonic()
+    music_options = MusicTrainOptions(data=options.data, out=options.out, vgmidi=options.vgmidi, seed=options.seed)
+    pieces = load_corpus(music_options, log)
+    options.out.mkdir(parents=True, exist_ok=True)
+    midi_judge = train_judge(pieces, music_options, log)
+    audio = train_audio_judge_on([p.item for p in pieces], options, log)
+    record_judges(options, midi_judge, audio, None)
+    reference = reference_properties(options.data, options.cache, options.seconds, options.soundfont, log)
+    generated = None
+    if options.eval_pieces > 0:
+        generated = evaluate_generated(options.out, load_config(None).music, options.eval_pieces,
+                                       options.seconds, options.eval_seed, log)
+        record_judges(options, midi_judge, audio, generated)
+    path = options.out / "music_metrics.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    result = {**previous, "judge": midi_judge, "audio_judge": audio, "generated": generated,
+              "emopia_properties": reference, "judge_train_seconds": round(time.monotonic() - started, 1)}
+    write_json_atomic(path, result)
+    return result
