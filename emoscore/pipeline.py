@@ -192,14 +192,17 @@ class Scorer:
             self._verified = True
 
     def load_models(self) -> tuple[Any, Any]:
-        """(face model, speech model), loaded and sha256-verified on first use."""
+        """(face worker: runtime.FaceWorker, the face model in a child process on the second core; speech
+        model), loaded and sha256-verified on first use, once per Scorer (so once per batch worker)."""
         if self._models is None:
-            from emoscore.face import FaceEmotionModel
+            from emoscore.runtime import FaceWorker
             from emoscore.speech import SpeechEmotionModel
 
             self.log(f"loading models from {self.options.checkpoints}")
-            self._models = (FaceEmotionModel(self.options.checkpoints),
-                            SpeechEmotionModel(self.options.checkpoints))
+            cfg = self.options.config
+            faces = FaceWorker(self.options.checkpoints, cfg.analysis.frame_rate, cfg.analysis.max_face_width,
+                               cfg.smoothing.scene_threshold)  # forked first, before this process starts threads
+            self._models = (faces, SpeechEmotionModel(self.options.checkpoints))
         return self._models
 
     def score(self, input_path: Path, output: Path | None = None, edit: Any = None) -> ScoreResult:
@@ -248,32 +251,25 @@ class Scorer:
         return timeline
 
     def _analyse(self, info: media.VideoInfo, watch: Stopwatch, warnings: list[str]) -> Any:
-        from emoscore.scenes import SceneDetector
         from emoscore.timeline import build_timeline
 
         cfg = self.options.config
         starts = window_starts(info.duration, cfg.analysis.window_seconds, cfg.analysis.hop_seconds)
-        scenes = SceneDetector(cfg.smoothing.scene_threshold)
-        with watch.stage("faces"):
-            frames = self._frames(info, scenes)
-            faces = self.load_models()[0].analyse_frames(frames)
+        worker = self.load_models()[0]
+        worker.submit(info)  # frames, faces and scene cuts on the second core while the speech is analysed here
+        with watch.stage("speech"):
+            audio = self._speech_probs(info, starts, warnings)
+        with watch.stage("faces"):  # what remains of the face analysis once the speech is done
+            faces, cuts = worker.result()
             visual = frames_to_windows(faces.times, faces.probs, faces.present, starts,
                                        cfg.analysis.window_seconds)
         if not faces.present.any():
             warnings.append("no face found anywhere in the video: emotion from the voice alone")
-        with watch.stage("speech"):
-            audio = self._speech_probs(info, starts, warnings)
         with watch.stage("timeline"):
-            timeline = build_timeline(visual, audio, info.duration, scenes.cuts, cfg)
+            timeline = build_timeline(visual, audio, info.duration, cuts, cfg)
         self.log(f"{len(timeline.segments)} segment(s): "
                  + ", ".join(f"{s.quadrant} {s.start:.1f}-{s.end:.1f}s" for s in timeline.segments))
         return timeline
-
-    def _frames(self, info: media.VideoInfo, scenes: Any) -> Iterator[tuple[float, np.ndarray]]:
-        cfg = self.options.config.analysis
-        for t, frame in media.iter_frames(info, cfg.frame_rate, cfg.max_face_width):
-            scenes.update(t, frame)
-            yield t, frame
 
     def _speech_probs(self, info: media.VideoInfo, starts: np.ndarray, warnings: list[str]) -> WindowProbs:
         if not info.has_audio:

@@ -9,6 +9,8 @@ exactly like the Keras files'. The music LSTM step runs in numpy from exported w
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import numpy as np
 from emoscore.errors import ModelError
 
 LITE_ROLE = "lite"  # manifest file role of the exported inference file
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on the two cores instead
 
 
@@ -75,3 +79,107 @@ class LiteModel:
 def load_lite(checkpoints: Path, name: str, constants: dict[str, Any] | None = None) -> LiteModel:
     """Model `name`'s exported .tflite, sha256- and constant-verified through the manifest."""
     return LiteModel(lite_path(checkpoints, name, constants))
+
+
+# --- the face branch on the second core ----------------------------------------------------------------------
+
+class FaceWorker:
+    """Frame decoding, dlib face detection, the face model and scene cuts in a child process.
+
+    The child loads dlib's models (~1 s, holding the GIL) and the face model once, at start, and then analyses
+    one video per request, so its work runs on the second core while the caller decodes and analyses the speech.
+    The child is forked (cheap: the caller has imported numpy and cv2 already) and ends with the caller (its
+    pipe closes) or with close().
+    """
+
+    def __init__(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_face_worker_main, daemon=True, name="emoscore-faces",
+                                        args=(child, checkpoints, frame_rate, max_width, scene_threshold))
+        # A stop signal during fork() would hit the at-fork hooks; held back, it arrives right after.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        child.close()
+        self._busy = False
+
+    def submit(self, info: Any) -> None:
+        """Start analysing the video of `info` (a media.VideoInfo); collect with result()."""
+        if self._busy:  # an earlier request whose caller failed before collecting it
+            with contextlib.suppress(Exception):
+                self.result()
+        self._conn.send(info)
+        self._busy = True
+
+    def result(self) -> tuple[Any, np.ndarray]:
+        """(face.FrameProbs, scene cuts (k,) s) of the submitted video; re-raises the child's error."""
+        try:
+            status, payload = self._conn.recv()
+        except EOFError:
+            raise ModelError("the face analysis process ended unexpectedly") from None
+        finally:
+            self._busy = False
+        if status == "error":
+            raise payload
+        return payload
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            if self._busy:
+                self._process.terminate()
+            else:
+                self._conn.send(None)
+            self._process.join(timeout=5)
+        self._conn.close()
+
+
+def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width: int, threshold: float) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; this child ends with it
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # not the caller's clean-up handlers, inherited by the fork
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked around the fork
+    with contextlib.suppress(OSError, AttributeError):  # Linux: SIGKILL this child when its caller dies
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    model: Any
+    try:
+        from emoscore.face import FaceEmotionModel
+
+        model = FaceEmotionModel(checkpoints)
+    except Exception as exc:  # reported with the first request, where the caller expects results
+        model = exc
+    while True:
+        try:
+            info = conn.recv()
+        except (EOFError, OSError):
+            return
+        if info is None:
+            return
+        try:
+            if isinstance(model, Exception):
+                raise model
+            conn.send(("ok", _analyse_faces(model, info, frame_rate, max_width, threshold)))
+        except Exception as exc:
+            conn.send(("error", exc))
+
+
+def _analyse_faces(model: Any, info: Any, frame_rate: float, max_width: int, threshold: float
+                   ) -> tuple[Any, np.ndarray]:
+    from emoscore import media
+    from emoscore.scenes import SceneDetector
+
+    scenes = SceneDetector(threshold)
+
+    def frames() -> Any:
+        for t, frame in media.iter_frames(info, frame_rate, max_width):
+            scenes.update(t, frame)
+            yield t, frame
+
+    faces = model.analyse_frames(frames())
+    return faces, scenes.cuts

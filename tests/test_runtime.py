@@ -177,3 +177,31 @@ def test_numpy_loudness_matches_pyloudnorm_on_real_audio(clip: str, rate: int, c
     for x in (audio, quiet):
         assert dsp.integrated_loudness(x, rate) == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(x),
                                                                  abs=1e-6)
+
+
+def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path, tmp_path: Path) -> None:
+    from emoscore.face import FaceEmotionModel
+    from emoscore.media import iter_frames, probe
+    from emoscore.runtime import FaceWorker
+
+    info = probe(clip_b)
+    worker = FaceWorker(PACKAGE_CHECKPOINTS, 4.0, 640, 0.5)
+    try:
+        worker.submit(info)
+        faces, cuts = worker.result()
+        worker.submit(info)  # the same worker serves the next video
+        again, _ = worker.result()
+    finally:
+        worker.close()
+    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640))
+    assert faces.present.sum() >= 10 and isinstance(cuts, np.ndarray)
+    np.testing.assert_array_equal(faces.present, want.present)
+    np.testing.assert_allclose(faces.probs, want.probs, atol=1e-6)
+    np.testing.assert_allclose(again.probs, want.probs, atol=1e-6)
+    broken = FaceWorker(tmp_path, 4.0, 640, 0.5)  # no manifest there: the error comes with the result
+    try:
+        broken.submit(info)
+        with pytest.raises(ModelError, match="visual"):
+            broken.result()
+    finally:
+        broken.close()
