@@ -66,7 +66,7 @@ def _score_one(scorer: Scorer, pair: tuple[Path, Path]) -> BatchItem:
 
 _worker: Scorer | None = None
 _worker_busy = False
-_worker_stopping = False
+_worker_stop = 0  # the stop signal this worker received (0: none)
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal the kernel sends when the parent dies
 WORKER_STOP_SECONDS = 20.0  # how long a stopped worker may take to clean up before it is killed
 
@@ -74,10 +74,10 @@ WORKER_STOP_SECONDS = 20.0  # how long a stopped worker may take to clean up bef
 def _worker_signal(signum: int, frame: FrameType | None) -> None:
     """In a worker: stop the running job like Ctrl-C (its staging folder is removed), or exit if idle.
     Only the first signal counts: a second one (Ctrl-C, then the parent's SIGTERM) must not cut the clean-up."""
-    global _worker_stopping
-    if _worker_stopping:
+    global _worker_stop
+    if _worker_stop:
         return
-    _worker_stopping = True
+    _worker_stop = signum
     if _worker_busy:
         raise Terminated(signum)
     os._exit(128 + signum)
@@ -105,25 +105,53 @@ def _worker_job(pair: tuple[Path, Path]) -> BatchItem:
     assert _worker is not None
     _worker_busy = True
     try:
-        return _score_one(_worker, pair)
+        item = _score_one(_worker, pair)
     except KeyboardInterrupt as exc:
         os._exit(interrupt_exit_code(exc))
     finally:
         _worker_busy = False
+    if _worker_stop:  # the signal surfaced as another error (inside an import): clean-up has run, stop now
+        os._exit(128 + _worker_stop)
+    return item
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, grandchildren...), from /proc; [] where there is no /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each of `pids` that still runs (helpers a stopped process may have left: ffmpeg, face worker)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop_workers(pool: ProcessPoolExecutor, timeout: float = WORKER_STOP_SECONDS) -> None:
-    """SIGTERM every worker of `pool`, wait until each has cleaned up and exited (SIGKILL after `timeout`)."""
-    processes = list(getattr(pool, "_processes", {}).values())
-    for process in processes:
+    """SIGTERM every worker of `pool`, wait until each has cleaned up and exited (SIGKILL after `timeout`),
+    then SIGKILL whatever the workers started and left behind."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:  # a worker that got the signal takes no further job (_worker_job)
         with contextlib.suppress(OSError, ValueError):
             process.terminate()
     deadline = time.monotonic() + timeout
+    helpers: set[int] = set()
     for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
+        while process.is_alive() and time.monotonic() < deadline:  # note its helpers while it cleans up
+            helpers.update(descendants(process.pid) if process.pid else [])
+            process.join(0.05)
         if process.is_alive():
             process.kill()
             process.join()
+    kill_all(sorted(helpers))
     pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -62,6 +62,16 @@ def stop_signals_as_interrupts() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def stop_helpers() -> None:
+    """After an interrupted command has cleaned up: SIGKILL any process it started that still runs (an
+    ffmpeg pipe, the face worker), so nothing outlives the command."""
+    import os
+
+    from emoscore.batch import descendants, kill_all
+
+    kill_all(descendants(os.getpid()))
+
+
 def handle_errors(func: F) -> F:
     """Turn every exception into a one-line message and an exit code: the package's errors their own code,
     Ctrl-C 130, SIGTERM 143 / SIGHUP 129, a full disk 6, anything unexpected 1. Never a traceback."""
@@ -74,10 +84,12 @@ def handle_errors(func: F) -> F:
         except (typer.Exit, typer.Abort, TyperException, SystemExit):
             raise  # typer's own exits and usage errors (exit 2)
         except KeyboardInterrupt as exc:
+            stop_helpers()
             message = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
             raise fail(message, interrupt_exit_code(exc)) from None
         except Exception as exc:
             if _stop_received:  # the signal surfaced as another error (inside an import: ImportError)
+                stop_helpers()
                 raise fail(f"terminated ({Terminated(_stop_received[0])})", 128 + _stop_received[0]) from None
             error = as_emoscore_error(exc)
             raise fail(str(error), error.exit_code) from None

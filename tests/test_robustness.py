@@ -23,6 +23,7 @@ from test_media_streams import best_lag, ffmpeg, video_packets
 from typer.testing import CliRunner
 
 from emoscore import errors, media
+from emoscore.batch import descendants
 from emoscore.cli import app, handle_errors
 from emoscore.fileio import claim_output, claim_path, dumps_json
 
@@ -269,7 +270,7 @@ def test_a_stop_signal_cleans_up_like_ctrl_c(tmp_path: Path, clip_b: Path, signu
         wait_for(lambda: any(p.suffix == ".part" and p.is_dir() for p in out_dir.iterdir()))
     else:
         wait_for(lambda: claim_path(out).exists())
-    helpers = children_of(proc.pid)
+    helpers = descendants(proc.pid)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, stderr
@@ -287,14 +288,14 @@ def test_sigterm_stops_batch_workers_with_the_parent(tmp_path: Path, clip_b: Pat
         shutil.copy(clip_b, videos / name)
     proc = start(str(videos), "-o", str(out_dir), "--jobs", "2", tmpdir=tmpdir)
     wait_for(lambda: all(claim_path(out_dir / n).exists() for n in ("a.mp4", "b.mp4")), timeout=180)
-    helpers = children_of(proc.pid)
-    workers = [pid for pid in helpers if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    workers = [pid for pid in children_of(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert len(workers) == 2
+    helpers = descendants(proc.pid)  # the workers, their face workers and ffmpeg pipes, the resource tracker
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
     assert not any(alive(pid) for pid in workers)  # stopped and reaped before the command exited
-    wait_for(lambda: not any(alive(pid) for pid in helpers), timeout=5)  # multiprocessing's resource tracker
+    wait_for(lambda: not any(alive(pid) for pid in helpers), timeout=5)  # the tracker ends when its pipe closes
     time.sleep(2.0)  # nothing is written after the command has exited
     assert leftovers(out_dir) == [] and leftovers(tmpdir) == []
 
