@@ -77,11 +77,16 @@ class EditedTimeline:
     scene_cuts: tuple[float, ...] = ()
     notes: list[str] = field(default_factory=list)
     from_windows: bool = False  # the segments come from the windows' quadrant column (a timeline CSV)
+    made_for: str | None = None  # the input the timeline JSON was written for (its meta.input)
 
-    def resolve(self, duration: float, config: Config) -> Timeline:
-        """The Timeline to compose from: segments checked against `duration` (InputError naming the segment)."""
+    def resolve(self, duration: float, config: Config, input_name: str | None = None) -> Timeline:
+        """The Timeline to compose from: segments checked against `duration` (InputError naming the segment).
+
+        A timeline written for another input than `input_name` is used, with a note."""
         drafts = smoothed_runs(self.windows, duration, config.smoothing) if self.from_windows else self.drafts
         notes: list[str] = []
+        if self.made_for and input_name and self.made_for != input_name:
+            notes.append(f"{self.source} was written for {self.made_for}, not {input_name}")
         segments = resolve_segments(drafts, duration, notes)
         self.notes[:] = notes  # the notes of the latest resolve (it may run more than once)
         return to_timeline(segments, self.windows, self.scene_cuts, duration, config)
@@ -133,7 +138,9 @@ def _from_json(text: str, name: str) -> EditedTimeline:
     drafts = tuple(_draft_from_record(i, record) for i, record in enumerate(data["segments"], start=1))
     windows = tuple(data.get("windows") or ())
     cuts = tuple(float(c) for c in data.get("scene_cuts") or ())
-    return EditedTimeline(drafts, f"timeline JSON {name}", windows, cuts)
+    meta = data.get("meta")
+    made_for = meta.get("input") if isinstance(meta, dict) and isinstance(meta.get("input"), str) else None
+    return EditedTimeline(drafts, f"timeline JSON {name}", windows, cuts, made_for=made_for)
 
 
 def _draft_from_record(i: int, record: Any) -> Draft:

@@ -244,7 +244,7 @@ class Scorer:
     def _edited(self, edit: Any, info: media.VideoInfo, watch: Stopwatch, warnings: list[str]) -> Any:
         """The Timeline of the editor's segments, checked against this video's duration."""
         with watch.stage("timeline"):
-            timeline = edit.resolve(info.duration, self.options.config)
+            timeline = edit.resolve(info.duration, self.options.config, info.path.name)
         warnings.extend(edit.notes)
         self.log(f"{len(timeline.segments)} segment(s) from {edit.source}: "
                  + ", ".join(f"{s.quadrant} {s.start:.1f}-{s.end:.1f}s" for s in timeline.segments))

@@ -91,7 +91,11 @@ def test_timeline_json_keeps_its_windows_and_takes_the_edited_segments(tmp_path:
     data["segments"] = [dict(first, end=2.0), dict(first, start=2.0, quadrant="Q3", valence=-0.4, arousal=-0.2)]
     path = tmp_path / "edited.timeline.json"
     path.write_text(json.dumps(data))
-    timeline = read_timeline(path).resolve(duration, Config())
+    edit = read_timeline(path)
+    timeline = edit.resolve(duration, Config(), "talking-head-b.mp4")
+    assert edit.notes == []
+    edit.resolve(duration, Config(), "other.mp4")
+    assert edit.notes == ["timeline JSON edited.timeline.json was written for talking-head-b.mp4, not other.mp4"]
     assert [(s.start, s.end, s.quadrant) for s in timeline.segments] == [(0, 2.0, first["quadrant"]),
                                                                          (2.0, duration, "Q3")]
     assert timeline.segments[1].emotion == "sad"  # the stale emotion follows the new quadrant
