@@ -332,9 +332,14 @@ def score_folder(input_dir: Path, output: Path | None, options: Any, jobs: int, 
 
 def write_review_page(items: list[Any], folder: Path) -> None:
     """The batch's review page, folder/index.html (never over an index.html emoscore did not write)."""
+    from emoscore.errors import OutputError
     from emoscore.review import REVIEW_NAME, write_review
 
-    page = write_review(items, folder)
+    try:
+        page = write_review(items, folder)
+    except OutputError as exc:  # the clips are scored: a page that cannot be written does not fail the batch
+        typer.secho(f"warning: {exc}", fg=typer.colors.YELLOW, err=True)
+        return
     if page is None:
         typer.secho(f"warning: {folder / REVIEW_NAME} exists and is not emoscore's: review page not written",
                     fg=typer.colors.YELLOW, err=True)

@@ -65,13 +65,13 @@ def write_review(items: Sequence[Any], folder: Path) -> Path | None:
     (it is never replaced).
     """
     page = folder / REVIEW_NAME
-    if page.exists() and GENERATOR not in page.read_text(errors="replace")[:2000]:
-        return None
     rows = [ReviewItem(Path(i.input), Path(i.output), str(i.status), str(i.message)) for i in items]
     try:
+        if page.exists() and GENERATOR not in page.read_text(errors="replace")[:2000]:
+            return None
         write_text_atomic(page, render_page(rows, folder), overwrite=True)
     except OSError as exc:
-        raise OutputError(f"cannot write the review page {page}: {exc.strerror}") from None
+        raise OutputError(f"cannot write the review page {page}: {exc.strerror or exc}") from None
     return page
 
 

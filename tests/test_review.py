@@ -67,6 +67,24 @@ def test_a_foreign_index_html_is_left_alone(batch: tuple[Path, list[ReviewItem]]
     assert (out / "index.html").read_text() == "<html>my own page</html>"
 
 
+def test_a_page_that_cannot_be_written_is_a_warning(batch: tuple[Path, list[ReviewItem]],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import emoscore.review
+    from emoscore.cli import write_review_page
+    from emoscore.errors import OutputError
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    out, items = batch
+    monkeypatch.setattr(emoscore.review, "write_text_atomic", refuse)
+    with pytest.raises(OutputError, match="review page"):
+        write_review(items, out)
+    write_review_page(items, out)  # the batch's clips are done: a warning, not a failure
+    assert "warning: cannot write the review page" in capsys.readouterr().err
+
+
 def bar_runs(column: np.ndarray) -> list[str]:
     """Status names of the vertical runs of a status colour down one pixel column (n, 3) RGB."""
     colours = {name: np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)]) for name, c in ROW_COLOURS.items()}
