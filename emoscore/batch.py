@@ -91,8 +91,9 @@ def _die_with_parent() -> None:
 
 def _init_worker(options: ScoreOptions, parent: int) -> None:
     global _worker
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, _worker_signal)
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):  # SIGHUP: POSIX only
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _worker_signal)
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)

@@ -34,7 +34,7 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # handled like Ctrl-C
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # as Ctrl-C
 _stop_received: list[int] = []  # the stop signal of the running command, if one came
 
 
