@@ -97,3 +97,20 @@ def test_output_onto_input_or_other_container_is_refused(tmp_path: Path, clip_b:
     code, out = run("score", str(copy), "-o", str(tmp_path / "out.mkv"))
     assert code == errors.OutputError.exit_code and "container" in out
     assert copy.read_bytes() == clip_b.read_bytes()
+
+
+def test_readme_exit_code_table_is_complete_and_true() -> None:
+    """Every exit code emoscore can return has its row in the README table, and every row is a real code."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = set()
+    for cell in re.findall(r"^\| (\d+(?: / \d+)?) \|", readme, flags=re.MULTILINE):
+        rows.update(int(code) for code in cell.split(" / "))
+
+    def tree(cls: type[errors.EmoscoreError]) -> list[type[errors.EmoscoreError]]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in tree(child))]
+
+    codes = {cls.exit_code for cls in tree(errors.EmoscoreError)}
+    signals = {errors.INTERRUPTED_EXIT, errors.Terminated(15).exit_code, errors.Terminated(1).exit_code}
+    assert rows == {0} | codes | signals
