@@ -209,17 +209,24 @@ def k_weighting_response(rate: int) -> np.ndarray:
     return np.fft.irfft(response, size)[:K_TAPS]
 
 
-def k_weighted_energy(channel: np.ndarray, rate: int) -> np.ndarray:
-    """Cumulative energy (n + 1,) of one K-weighted channel (FFT overlap-add, float64)."""
+def k_weighted_energy(channel: np.ndarray, rate: int, at: np.ndarray) -> np.ndarray:
+    """Cumulative energy of one K-weighted channel before each sample index `at` (sorted, 0..n): FFT
+    overlap-add in float64 a block at a time, so memory stays at a few blocks whatever the length."""
     response = k_weighting_response(rate)
     size = 1 << int(np.ceil(np.log2(FILTER_BLOCK + K_TAPS)))
     spectrum = np.fft.rfft(response, size)
-    out = np.zeros(len(channel) + K_TAPS)
+    out = np.zeros(len(at))
+    carry, total = np.zeros(K_TAPS), 0.0
     for first in range(0, len(channel), FILTER_BLOCK):
         piece = np.asarray(channel[first:first + FILTER_BLOCK], dtype=np.float64)
-        out[first:first + len(piece) + K_TAPS] += np.fft.irfft(np.fft.rfft(piece, size) * spectrum,
-                                                                size)[:len(piece) + K_TAPS]
-    return np.concatenate([[0.0], np.cumsum(out[:len(channel)] ** 2)])
+        filtered = np.fft.irfft(np.fft.rfft(piece, size) * spectrum, size)[:len(piece) + K_TAPS]
+        filtered[:K_TAPS] += carry
+        carry = filtered[len(piece):len(piece) + K_TAPS].copy()
+        cum = total + np.concatenate([[0.0], np.cumsum(filtered[:len(piece)] ** 2)])
+        inside = (at >= first) & (at <= first + len(piece))
+        out[inside] = cum[at[inside] - first]
+        total = cum[-1]
+    return out
 
 
 def integrated_loudness(audio: np.ndarray, rate: int) -> float:
@@ -231,7 +238,9 @@ def integrated_loudness(audio: np.ndarray, rate: int) -> float:
     j = np.arange(n_blocks)
     lower = (LOUDNESS_BLOCK * (j * (1 - LOUDNESS_OVERLAP)) * rate).astype(int)
     upper = np.minimum((LOUDNESS_BLOCK * (j * (1 - LOUDNESS_OVERLAP) + 1) * rate).astype(int), len(x))
-    z = np.stack([(cum := k_weighted_energy(x[:, i], rate))[upper] - cum[lower] for i in range(x.shape[1])])
+    edges = np.unique(np.concatenate([lower, upper]))
+    cums = [k_weighted_energy(x[:, i], rate, edges) for i in range(x.shape[1])]
+    z = np.stack([cum[np.searchsorted(edges, upper)] - cum[np.searchsorted(edges, lower)] for cum in cums])
     z /= LOUDNESS_BLOCK * rate
     gains = np.array(CHANNEL_GAINS[:x.shape[1]])[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):

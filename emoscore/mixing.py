@@ -32,6 +32,7 @@ VAD_SPEECH_BAND_HZ = (300.0, 3400.0)
 VAD_MIN_BAND_RATIO = 0.3  # fraction of a frame's energy in the speech band
 FADE_IN_SECONDS = 0.05
 LIMITER_LOOKAHEAD_SECONDS = 0.005
+CHUNK_SAMPLES = 1 << 18  # samples per block of the block-wise stages (~6 s at 44.1 kHz)
 
 
 def _db(power: np.ndarray | float) -> np.ndarray:
@@ -123,7 +124,8 @@ def voice_activity(dialogue: np.ndarray, sample_rate: int, frame_seconds: float 
         raise InputError(f"sample_rate and frame_seconds must be > 0, got {sample_rate}, {frame_seconds}")
     hop = max(1, round(frame_seconds * sample_rate))
     frames = _frames(to_mono(dialogue), hop)
-    level = _db((frames.astype(np.float64) ** 2).mean(axis=1))
+    level = np.concatenate([_db((frames[i:i + 4096].astype(np.float64) ** 2).mean(axis=1))
+                            for i in range(0, len(frames), 4096)])
     loud = (level > VAD_MIN_DB) & (level > _noise_floor(level, frame_seconds) + VAD_MARGIN_DB)
     speech = loud & (_band_ratio(frames, sample_rate) >= VAD_MIN_BAND_RATIO)
     return _hold(speech, round(hangover_seconds / frame_seconds))
@@ -154,8 +156,12 @@ def duck_envelope(activity: np.ndarray, n_samples: int, sample_rate: int, duck_d
     # speech frame gets exactly the ducked gain; linear in between.
     edge_db = np.concatenate([gain_db[:1], np.minimum(gain_db[:-1], gain_db[1:]), gain_db[-1:]])
     edges = np.arange(len(edge_db)) * frame_seconds * sample_rate
-    gain = np.interp(np.arange(n_samples), edges, 10 ** (edge_db / 20))
-    return np.clip(gain, 10 ** (duck_db / 20), 1.0).astype(np.float32)
+    linear = 10 ** (edge_db / 20)
+    gain = np.empty(n_samples, dtype=np.float32)
+    for first in range(0, n_samples, CHUNK_SAMPLES):
+        samples = np.arange(first, min(first + CHUNK_SAMPLES, n_samples))
+        gain[first:first + len(samples)] = np.clip(np.interp(samples, edges, linear), 10 ** (duck_db / 20), 1.0)
+    return gain
 
 
 # --- Loudness, fades, limiting -------------------------------------------------------------------
@@ -169,9 +175,12 @@ def rms_db(x: np.ndarray) -> float:
 
 def gated_rms_db(x: np.ndarray, sample_rate: int) -> float:
     """RMS in dBFS over the 50 ms blocks that pass the absolute and relative gates (see module docstring)."""
-    mono_power = (np.asarray(x, dtype=np.float64) ** 2).reshape(len(x), -1).mean(axis=1)
-    blocks = _frames(mono_power.astype(np.float32), max(1, round(LOUDNESS_BLOCK_SECONDS * sample_rate)))
-    power = blocks.mean(axis=1)
+    if len(x) == 0:
+        return SILENCE_DB
+    block = max(1, round(LOUDNESS_BLOCK_SECONDS * sample_rate))
+    step = block * max(1, CHUNK_SAMPLES // block)  # whole blocks per chunk: the same blocks as in one go
+    power = np.concatenate([_frames((np.asarray(x[i:i + step], dtype=np.float64) ** 2).reshape(
+        len(x[i:i + step]), -1).mean(axis=1).astype(np.float32), block).mean(axis=1) for i in range(0, len(x), step)])
     kept = power[_db(power) > ABSOLUTE_GATE_DB]
     if len(kept) == 0:
         return SILENCE_DB
@@ -200,9 +209,13 @@ def fade_in(x: np.ndarray, sample_rate: int, seconds: float = FADE_IN_SECONDS) -
 
 
 def _fade(x: np.ndarray, n_fade: int, at_end: bool) -> np.ndarray:
+    return _fade_in_place(np.array(x, dtype=np.float32, copy=True), n_fade, at_end)
+
+
+def _fade_in_place(x: np.ndarray, n_fade: int, at_end: bool) -> np.ndarray:
+    """x (float32, modified) with the raised-cosine ramp over its first or last n_fade samples."""
     if n_fade < 0:
         raise InputError(f"fade length must be >= 0 samples, got {n_fade}")
-    x = np.array(x, dtype=np.float32, copy=True)
     n_fade = min(n_fade, len(x))
     if n_fade == 0:
         return x
@@ -219,20 +232,37 @@ def limit_peaks(x: np.ndarray, ceiling_db: float, sample_rate: int = OUTPUT_SAMP
     """Copy of x (n,) or (n, c) with |x| <= 10 ** (ceiling_db / 20) everywhere, channels linked.
 
     The gain is the needed reduction's minimum over +-5 ms, averaged over +-5 ms (so it ramps smoothly and
-    is already at the needed level at every peak); a final clip guards against rounding.
+    is already at the needed level at every peak); a final clip guards against rounding. Works through the
+    signal in blocks of CHUNK_SAMPLES (each with the 10 ms of context its gain depends on), so its memory
+    does not grow with the length.
     """
     x = np.asarray(x, dtype=np.float32)
     ceiling = float(10 ** (ceiling_db / 20))
-    peak = np.abs(x).reshape(len(x), -1).max(axis=1) if len(x) else np.zeros(0)
-    if len(x) == 0 or peak.max() <= ceiling:
-        return x.copy()
     radius = max(1, round(LIMITER_LOOKAHEAD_SECONDS * sample_rate))
-    needed = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
+    out = np.empty_like(x)
+    for first in range(0, len(x), CHUNK_SAMPLES):
+        last = min(first + CHUNK_SAMPLES, len(x))
+        lo, hi = max(0, first - 2 * radius), min(len(x), last + 2 * radius)
+        gain = _limiter_gain(x[lo:hi], ceiling, radius, lo == 0, hi == len(x))[first - lo:last - lo]
+        np.multiply(x[first:last], gain.reshape((-1,) + (1,) * (x.ndim - 1)), out=out[first:last])
+    return np.clip(out, -ceiling, ceiling, out=out)
+
+
+def _limiter_gain(x: np.ndarray, ceiling: float, radius: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """(len(x),) float32 limiter gain of a block; exact for samples >= 2 * radius from a block edge that is
+    not an end of the signal (`at_start`, `at_end`: the edges where the signal's own edge padding applies)."""
+    peak = np.abs(x).reshape(len(x), -1).max(axis=1)
+    if peak.max(initial=0.0) <= ceiling:
+        return np.ones(len(x), dtype=np.float32)
+    needed = np.minimum(1.0, ceiling / np.maximum(peak.astype(np.float64), 1e-12))
     floor = sliding_min(needed, radius)
-    sums = np.cumsum(np.concatenate([[0.0], np.pad(floor, radius, mode="edge")]))
-    gain = (sums[2 * radius + 1:] - sums[:-(2 * radius + 1)]) / (2 * radius + 1)
-    out = x * gain.astype(np.float32).reshape((-1,) + (1,) * (x.ndim - 1))
-    return np.clip(out, -ceiling, ceiling).astype(np.float32)
+    padded = np.pad(floor, radius, mode="edge")
+    if not at_start:
+        padded[:radius] = 1.0  # never read for the block's exact samples
+    if not at_end:
+        padded[-radius:] = 1.0
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    return ((sums[2 * radius + 1:] - sums[:-(2 * radius + 1)]) / (2 * radius + 1)).astype(np.float32)
 
 
 # --- The mix -------------------------------------------------------------------------------------
@@ -257,14 +287,15 @@ def mix(dialogue: np.ndarray | None, music: np.ndarray, sample_rate: int, config
     music = to_stereo(music)
     alone = dialogue is None or replace_audio
     level = (config.music_alone_loudness_db if alone else config.music_loudness_db) + config.music_gain_db
-    bed = normalise_loudness(music, level, sample_rate)
-    bed = fade_out(fade_in(bed, sample_rate), sample_rate, fade_out_seconds)
+    bed = normalise_loudness(music, level, sample_rate)  # the one full-length copy; the rest works in place
+    _fade_in_place(bed, round(FADE_IN_SECONDS * sample_rate), at_end=False)
+    _fade_in_place(bed, round(fade_out_seconds * sample_rate), at_end=True)
     if dialogue is not None and not alone:
         speech = fit_length(to_stereo(dialogue), len(bed))
         activity = voice_activity(speech, sample_rate)
         bed *= duck_envelope(activity, len(bed), sample_rate, config.duck_db, config.attack_ms,
                              config.release_ms)[:, None]
-        bed = bed + speech
+        bed += speech
     return limit_peaks(bed, config.peak_limit_db, sample_rate)
 
 

@@ -205,3 +205,20 @@ def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path
             broken.result()
     finally:
         broken.close()
+
+
+def test_block_wise_mixing_equals_one_block(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoscore import mixing
+
+    sr = 8000
+    loud = (rng.normal(size=(sr * 7 + 123, 2)) * 0.5).astype(np.float32)  # peaks well over the ceiling
+    activity = rng.random(7 * 50 + 7) < 0.3
+    whole = (mixing.limit_peaks(loud, -1.0, sr), mixing.gated_rms_db(loud, sr),
+             mixing.duck_envelope(activity, len(loud), sr, -12.0, 80.0, 300.0))
+    monkeypatch.setattr(mixing, "CHUNK_SAMPLES", 1000)  # many blocks, boundaries everywhere
+    blocks = (mixing.limit_peaks(loud, -1.0, sr), mixing.gated_rms_db(loud, sr),
+              mixing.duck_envelope(activity, len(loud), sr, -12.0, 80.0, 300.0))
+    np.testing.assert_allclose(blocks[0], whole[0], atol=1e-6)
+    assert np.abs(blocks[0]).max() <= 10 ** (-1 / 20) + 1e-7
+    assert blocks[1] == pytest.approx(whole[1], abs=1e-9)
+    np.testing.assert_array_equal(blocks[2], whole[2])
