@@ -275,7 +275,7 @@ class Scorer:
         if not info.has_audio:
             warnings.append("no audio stream: emotion from the faces alone, music only in the output")
             return absent(starts)
-        speech = media.read_audio(info.path, AUDIO_SAMPLE_RATE)
+        speech = media.read_audio_lean(info.path, AUDIO_SAMPLE_RATE)
         with catch_warnings():  # librosa warns on silent audio (no tuning estimate): not news to a user
             filterwarnings("ignore", category=UserWarning, module="librosa")
             return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
@@ -305,7 +305,7 @@ class Scorer:
 
         if not info.has_audio or self.options.replace_audio:
             return None, None
-        dialogue = media.read_audio(info.path, OUTPUT_SAMPLE_RATE, channels=2)
+        dialogue = media.read_audio_lean(info.path, OUTPUT_SAMPLE_RATE, channels=2)
         return dialogue, {"integrated_lufs": round(integrated_loudness(dialogue, OUTPUT_SAMPLE_RATE), 2)}
 
     def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch, seed: int,

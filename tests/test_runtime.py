@@ -222,3 +222,16 @@ def test_block_wise_mixing_equals_one_block(rng: np.random.Generator, monkeypatc
     assert np.abs(blocks[0]).max() <= 10 ** (-1 / 20) + 1e-7
     assert blocks[1] == pytest.approx(whole[1], abs=1e-9)
     np.testing.assert_array_equal(blocks[2], whole[2])
+
+
+def test_lean_audio_reader_gives_read_audio_s_samples(clip_b: Path, tmp_path: Path) -> None:
+    from emoscore import media
+    from emoscore.errors import MediaToolError
+
+    for rate, channels in ((16000, 1), (44100, 2)):
+        lean = media.read_audio_lean(clip_b, rate, channels)
+        np.testing.assert_array_equal(lean, media.read_audio(clip_b, rate, channels))
+        assert lean.dtype == np.float32 and lean.flags.writeable
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    with pytest.raises(MediaToolError, match="decode audio"):
+        media.read_audio_lean(tmp_path / "bad.mp4")
