@@ -97,11 +97,12 @@ def render_midi(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RAT
     total = int(round(duration * sample_rate))
     events, programs = midi_events(midi)
     synth = _open_synth(find_soundfont(soundfont), sample_rate, programs)
+    audio = np.zeros((total, 2), dtype=np.float32)  # filled in place: one full-length array, no list to join
     try:
-        blocks, done = [], 0
+        done = 0
         for time, kind, channel, a, b in events:
             at = min(int(round(time * sample_rate)), total)
-            blocks.append(_pull(synth, at - done))
+            _pull_into(synth, audio[done:at])
             done = max(done, at)
             if done >= total:
                 break
@@ -111,8 +112,14 @@ def render_midi(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RAT
                 synth.noteoff(channel, a)
             else:
                 synth.cc(channel, a, b)
-        blocks.append(_pull(synth, total - done))
+        _pull_into(synth, audio[done:])
     finally:
         synth.delete()
-    audio = np.concatenate(blocks)
-    return np.ascontiguousarray(audio[:total], dtype=np.float32)
+    return audio
+
+
+def _pull_into(synth: Any, out: np.ndarray, block: int = 1 << 16) -> None:
+    """Render len(out) samples into `out` (n, 2), `block` samples per call (the synth runs on the same)."""
+    for first in range(0, len(out), block):
+        piece = out[first:first + block]
+        piece[:] = _pull(synth, len(piece))
