@@ -33,7 +33,7 @@ TRUE_PEAK_CEILING_DBTP = -1.0  # what streaming and broadcast specs ask of a fin
 LIMITER_MARGIN_DB = 0.2  # the limiter works on samples; inter-sample peaks ride up to this much above
 SILENCE_LUFS = -120.0  # the loudness reported for silence (the meter's -inf)
 LOUDNESS_TARGET_RANGE = OPTION_RANGES["--loudness"]  # LUFS targets emoscore accepts (web -14, broadcast -23)
-TARGET_TOLERANCE_LU = 0.2
+TARGET_TOLERANCE_LU = 0.1
 NORMALISE_PASSES = 4
 BLOCK_SECONDS = 0.4
 
