@@ -1,7 +1,9 @@
 """Loudness the way editors measure it: ITU-R BS.1770-4 integrated loudness (LUFS) and true peak (dBTP).
 
-- Integrated loudness: pyloudnorm's BS.1770-4 meter (K-weighting, 400 ms blocks with 75 % overlap, absolute
-  gate -70 LUFS, relative gate -10 LU). Clips shorter than one block are measured zero-padded to one block.
+- Integrated loudness: the BS.1770-4 meter of pyloudnorm (K-weighting, 400 ms blocks with 75 % overlap,
+  absolute gate -70 LUFS, relative gate -10 LU), run as dsp.integrated_loudness - a numpy port that
+  tests/test_runtime.py checks against pyloudnorm itself to 1e-6 LU - because pyloudnorm imports scipy.signal
+  (1-2.5 s on every run). Clips shorter than one block are measured zero-padded to one block.
 - True peak: BS.1770-4 Annex 2 - the largest absolute sample after 4x oversampling with the Annex's
   published 48-tap polyphase interpolation filter (TRUE_PEAK_PHASES), in dBTP.
 - Normalising to a target: one gain to the target, then the project's look-ahead limiter keeps the true peak
