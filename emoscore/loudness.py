@@ -60,7 +60,7 @@ def check_target(target_lufs: float) -> None:
 
 
 def _as_2d(audio: np.ndarray) -> np.ndarray:
-    x = np.asarray(audio, dtype=np.float64)
+    x = np.asarray(audio)  # float32 stays float32: the meter works in float64 a block at a time
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] > 5:
