@@ -126,8 +126,10 @@ def report(rows: list[Measured]) -> None:
               f"{m.peak_rss_mb:6.0f} MB")
     print("runs (s): " + "; ".join(f"{m.clip.name} " + ", ".join(f"{r:.2f}" for r in m.runs_s) for m in rows))
     print("targets (issue 11):")
-    short, long = rows[0], next((m for m in rows if 30 <= m.duration <= 120), None)
-    check(f"5 s clip whole process <= {SHORT_TARGET_S} s", short.median_s, short.median_s <= SHORT_TARGET_S)
+    short = next((m for m in rows if m.duration <= 10), None)
+    long = next((m for m in rows if 30 <= m.duration <= 120), None)
+    if short is not None:
+        check(f"5 s clip whole process <= {SHORT_TARGET_S} s", short.median_s, short.median_s <= SHORT_TARGET_S)
     if long is not None:
         check(f"{long.duration:.0f} s clip >= {REALTIME_TARGET:.0f}x real time", long.duration / long.median_s,
               long.duration / long.median_s >= REALTIME_TARGET)
@@ -135,8 +137,9 @@ def report(rows: list[Measured]) -> None:
               long.median_s / long.floor_s <= FLOOR_RATIO_TARGET)
     worst = max(m.peak_rss_mb for m in rows)
     check(f"peak RSS <= {RSS_TARGET_MB:.0f} MB at every length", worst, worst <= RSS_TARGET_MB)
-    check(f"first run <= {FIRST_RUN_RATIO_TARGET}x a later run (5 s clip)", short.first_s / short.median_s,
-          short.first_s / short.median_s <= FIRST_RUN_RATIO_TARGET)
+    for m in rows:
+        check(f"first run <= {FIRST_RUN_RATIO_TARGET}x a later run ({m.duration:.0f} s clip)",
+              m.first_s / m.median_s, m.first_s / m.median_s <= FIRST_RUN_RATIO_TARGET)
 
 
 def check(what: str, value: float, ok: bool) -> None:
