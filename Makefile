@@ -7,7 +7,7 @@ SAMPLE ?= tests/data/talking-head-a.mp4
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music eval-fusion export clean
+.PHONY: setup system demo test test-fast lint bench train train-audio train-visual train-music train-music-judge eval-music eval-fusion export clean
 
 setup: system $(VENV)/.installed
 
@@ -63,10 +63,19 @@ FACE_CACHE ?= /tmp/emoscore-cache/face
 train-visual: setup
 	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks --videos $(SHARED)/ravdess-actor05/videos \
 	  --crops $(SHARED)/ravdess-actor05/face-crops --images $(SHARED)/faces-in-the-wild --cache $(FACE_CACHE) \
-	  --cv-folds 5
+	  --points all --quadrant-loss 0.5 --cv-folds 5
 
 train-music: setup
 	$(BIN)/emoscore train music --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi
+
+# Both music judges without retraining the LSTMs; fluidsynth renders + audio features cached in $(MUSIC_CACHE).
+MUSIC_CACHE ?= /tmp/emoscore-cache/music
+train-music-judge: setup
+	$(BIN)/emoscore train music-judge --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi --cache $(MUSIC_CACHE)
+
+# Both judges on 10 composed 30-s pieces per quadrant (seeds 7919..7928), and the property table.
+eval-music: setup
+	$(BIN)/emoscore eval music --n 10 --seconds 30 --seed 1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -44,9 +44,10 @@ class FusionConfig:
     rule: str = "confidence"  # "fixed": nominal weights; "confidence": x each model's confidence, + a prior
     confidence_power: float = 1.0  # a model's weight scales with (1 - entropy / log 8) ** this
     prior_weight: float = 0.1  # weight of the calm/neutral prior, relative to the nominal weights present
+    q3_weight: float = 1.0  # the fused probability of sad (Q3's one emotion) x this, so Q3 is not outvoted
 
     def validate(self) -> None:
-        _positive(self, "visual_weight", "audio_weight")
+        _positive(self, "visual_weight", "audio_weight", "q3_weight")
         _non_negative(self, "confidence_power", "prior_weight")
         if self.rule not in FUSION_RULES:
             raise ConfigError(f"fusion.rule must be one of {', '.join(FUSION_RULES)}, got {self.rule!r}")
@@ -134,7 +135,7 @@ class Q1Style(QuadrantStyle):
     melody_low: int = 43
     melody_high: int = 91
     pad_low: int = 55
-    melody_velocity: int = 80
+    melody_velocity: int = 84
     pad_velocity: int = 48
     bass_velocity: int = 62
     staccato: float = 0.85
@@ -145,8 +146,8 @@ class Q1Style(QuadrantStyle):
     min_notes_per_second: float = 5.0
     max_notes_per_second: float = 8.5
     pedal: float = 0.85
-    phrase_depth: float = 0.25
-    pad_breath: float = 0.4
+    phrase_depth: float = 0.1
+    pad_breath: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,8 @@ class Q4Style(QuadrantStyle):
     pad_low: int = 53
     bass_low: int = 41
     melody_velocity: int = 58
-    pad_velocity: int = 30
-    bass_velocity: int = 34
+    pad_velocity: int = 26
+    bass_velocity: int = 30
     pad_pattern: str = "sustain"
     bass_pattern: str = "downbeat"
     chord_beats: int = 4
@@ -308,7 +309,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "analysis.frame_rate": (0.25, 30.0), "analysis.window_seconds": (0.5, 30.0),
     "analysis.hop_seconds": (0.1, 30.0), "analysis.max_face_width": (64, 4096),
     "fusion.visual_weight": (0.0, 1000.0), "fusion.audio_weight": (0.0, 1000.0),
-    "fusion.confidence_power": (0.0, 10.0), "fusion.prior_weight": (0.0, 10.0),
+    "fusion.confidence_power": (0.0, 10.0), "fusion.prior_weight": (0.0, 10.0), "fusion.q3_weight": (0.1, 10.0),
     "smoothing.min_segment_seconds": (0.5, 600.0), "smoothing.switch_penalty": (0.0, 100.0),
     "smoothing.scene_snap_seconds": (0.0, 30.0), "smoothing.scene_threshold": (0.01, 1.0),
     "music.temperature": (0.05, 5.0), "music.top_p": (0.01, 1.0), "music.transition_seconds": (0.0, 10.0),
