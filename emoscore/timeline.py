@@ -40,6 +40,7 @@ NEUTRAL_PRIOR = np.array([0.35, 0.35] + [0.05] * 6, dtype=np.float32)
 QUADRANT_EMOTION_COUNTS = EMOTION_TO_QUADRANT.sum(axis=0)  # (4,): 2, 3, 1, 2
 EMOTION_VA_MATRIX = np.array([EMOTION_VA[e] for e in EMOTIONS], dtype=np.float32)  # (8, 2)
 _EPS = 1e-6
+SAD_INDEX = EMOTIONS.index("sad")
 _DECIMALS = 4  # rounding of floats in JSON/CSV output
 
 
@@ -80,7 +81,8 @@ def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.nd
     Rule "confidence": each present modality's weight is its nominal weight x confidence(p) ** confidence_power,
     and NEUTRAL_PRIOR joins as a pseudo-modality of weight prior_weight x (nominal weights present), so a
     near-uniform model cannot drown a confident one, and where both are unsure the result leans to the
-    calm/neutral centre. Rows with neither modality are left as zeros (the caller carries them over).
+    calm/neutral centre. Either way the probability of sad is then multiplied by q3_weight (Q3's only emotion
+    against Q2's three) and rows renormalised. Rows with neither modality stay zeros (the caller carries them).
     """
     v_on, a_on = np.asarray(v_on, dtype=bool), np.asarray(a_on, dtype=bool)
     wv = np.where(v_on, config.visual_weight, 0.0)
@@ -95,6 +97,8 @@ def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.nd
         mix += prior[:, None] * NEUTRAL_PRIOR
         total = wv * cv + wa * ca + prior
     probs = mix / np.maximum(total, _EPS)[:, None]
+    if config.q3_weight != 1.0:
+        probs[:, SAD_INDEX] *= config.q3_weight
     return probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
 
 

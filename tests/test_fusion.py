@@ -142,3 +142,13 @@ def test_nested_cv_chooses_each_folds_parameters_without_its_actors() -> None:
     _, chosen = nested_cv(data, FusionConfig(), folds=3, seed=1, uniform_prior=True)
     folds = [set(c["test_actors"]) for c in chosen]
     assert set().union(*folds) == set(range(1, 7)) and sum(len(f) for f in folds) == 6
+
+
+def test_q3_weight_scales_the_odds_of_sad_only() -> None:
+    face, voice = probs_of(sad=0.2, calm=0.5), probs_of(sad=0.2, calm=0.5)
+    plain = combine(face, voice, ON, ON, FIXED)
+    boosted = combine(face, voice, ON, ON, FusionConfig(rule="fixed", q3_weight=2.0))
+    sad, calm = EMOTIONS.index("sad"), EMOTIONS.index("calm")
+    assert boosted[0, sad] / boosted[0, calm] == pytest.approx(2 * plain[0, sad] / plain[0, calm])
+    assert quadrant(plain) == "Q4" and quadrant(boosted) == "Q3"
+    np.testing.assert_allclose(boosted.sum(axis=1), 1.0, atol=1e-6)
