@@ -503,13 +503,19 @@ def train_visual(
         help="Total loss weight of the photos relative to all RAVDESS faces.")] = 1.0,
     cv_folds: Annotated[int, typer.Option(
         help="Also run grouped cross-validation (RAVDESS by actor, photos by identity) with this many folds.")] = 0,
+    points: Annotated[str | None, typer.Option(
+        help="Landmarks the model reads: all or no-jaw [default: constants.FACE_POINTS].")] = None,
+    arch: Annotated[str, typer.Option(help="Network: cnn or mlp.")] = "cnn",
+    quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.0,
 ) -> None:
     """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
+    from emoscore.constants import FACE_POINTS
     from emoscore.visual_train import VisualTrainOptions, train_visual_model
 
     options = VisualTrainOptions(
         landmarks=landmarks, videos=videos, crops=crops, photos=images, cache=cache, out=checkpoint_dir(out),
-        epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, command=invoked_command())
+        epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, arch=arch,
+        quadrant_loss=quadrant_loss, command=invoked_command(), points=points or FACE_POINTS)
     metrics = train_visual_model(options, log=typer.echo)
     echo_visual("test actors (never seen in training):", metrics)
 

@@ -62,9 +62,9 @@ def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: L
         scored = face_metrics(faces.take(held), probs[held])
         per_fold.append({"held_out_actors": sorted(set(actors[held & (actors > 0)].tolist())),
                          "accuracy": scored.get("accuracy"), "quadrant_accuracy": scored.get("quadrant_accuracy")})
+        pair = scored.get("photos", {}).get("neutral_vs_happiness_accuracy")
         log(f"  fold {k}: actors {per_fold[-1]['held_out_actors']} accuracy {scored.get('accuracy', 0):.3f} "
-            f"quadrant {scored.get('quadrant_accuracy', 0):.3f}"
-            + (f" photos n-vs-h {scored['photos']['neutral_vs_happiness_accuracy']:.3f}" if "photos" in scored else ""))
+            f"quadrant {scored.get('quadrant_accuracy', 0):.3f}" + (f" photos n-vs-h {pair:.3f}" if pair else ""))
     result = face_metrics(faces, probs)
     result["folds"] = per_fold
     for key in ("accuracy", "quadrant_accuracy"):
