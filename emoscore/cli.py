@@ -506,7 +506,7 @@ def train_visual(
     points: Annotated[str | None, typer.Option(
         help="Landmarks the model reads: all or no-jaw [default: constants.FACE_POINTS].")] = None,
     arch: Annotated[str, typer.Option(help="Network: cnn or mlp.")] = "cnn",
-    quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.0,
+    quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.5,
 ) -> None:
     """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
     from emoscore.constants import FACE_POINTS

@@ -96,20 +96,34 @@ def cached_out_of_fold(landmarks: Path, folds: int, seed: int, log: Log,
                        options: VisualTrainOptions | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """out_of_fold_predictions (visual_train), stored as npz under CACHE keyed by the arguments and recipe."""
     options = replace(default_sources(landmarks, options), seed=seed)
-    key = json.dumps({"landmarks": str(Path(landmarks).resolve()), "folds": folds, "seed": seed,
-                      "sources": [str(options.videos), str(options.crops), str(options.photos)],
-                      **options.recipe()}, sort_keys=True)
-    path = CACHE / f"oof-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    path = oof_cache_file(options, folds)
     if path.exists():
         stored = np.load(path)
         log(f"out-of-fold face predictions from cache {path}")
         return stored["keys"].tolist(), stored["probs"], stored["labels"]
     faces, _ = load_sources(options, log)
-    cv = grouped_cv(options, faces, folds, log)
+    return store_out_of_fold(options, folds, faces, grouped_cv(options, faces, folds, log)["probs"])
+
+
+def oof_cache_file(options: VisualTrainOptions, folds: int) -> Path:
+    """The npz of out-of-fold predictions for these sources (resolved paths), folds, seed and recipe."""
+    def where(path: Path | None) -> str:
+        return str(Path(path).resolve()) if path is not None else ""
+
+    key = json.dumps({"landmarks": where(options.landmarks), "folds": folds, "seed": options.seed,
+                      "sources": [where(options.videos), where(options.crops), where(options.photos)],
+                      **options.recipe()}, sort_keys=True)
+    return CACHE / f"oof-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+
+
+def store_out_of_fold(options: VisualTrainOptions, folds: int, faces: Faces, probs: np.ndarray
+                      ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Keep the OpenFace faces of a grouped_cv result, sorted by clip key; store them in oof_cache_file."""
     keep = faces.sources == "openface"
     order = np.argsort(faces.keys[keep], kind="stable")
-    keys, probs, labels = faces.keys[keep][order], cv["probs"][keep][order], faces.labels[keep][order]
-    CACHE.mkdir(parents=True, exist_ok=True)
+    keys, probs, labels = faces.keys[keep][order], probs[keep][order], faces.labels[keep][order]
+    path = oof_cache_file(options, folds)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, keys=keys, probs=probs, labels=labels)
     tmp.replace(path)

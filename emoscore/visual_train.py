@@ -80,7 +80,7 @@ class VisualTrainOptions:
     photo_copies: int = 1  # jittered variants per photo, besides the photo itself
     photo_weight: float = 1.0  # total loss weight of the photos relative to all RAVDESS faces together
     balance: float = 0.5  # class-balance power within each source: 1 inverse frequency, 0 none
-    quadrant_loss: float = 0.0  # weight of the auxiliary loss on quadrant probabilities (masked_loss)
+    quadrant_loss: float = 0.5  # weight of the auxiliary loss on quadrant probabilities (masked_loss)
     arch: str = "cnn"  # build_model: "cnn" or "mlp"
     batch_size: int = 128
     patience: int = 10
@@ -341,7 +341,7 @@ def split(faces: Faces, options: VisualTrainOptions) -> tuple[Faces, Faces, Face
 def train_visual_model(options: VisualTrainOptions, log: Log = print) -> dict[str, Any]:
     """Train on every source (test actors held out), evaluate, optionally cross-validate, save the model and
     its manifest entry. Returns the test-actor metrics (also in <out>/visual_metrics.json)."""
-    from emoscore.visual_cv import grouped_cv
+    from emoscore.visual_cv import grouped_cv, store_out_of_fold
 
     started = time.monotonic()
     faces, report = load_sources(options, log)
@@ -353,6 +353,8 @@ def train_visual_model(options: VisualTrainOptions, log: Log = print) -> dict[st
     if options.cv_folds:
         log(f"grouped {options.cv_folds}-fold cross-validation (RAVDESS by actor, photos by identity):")
         cv = grouped_cv(options, faces, options.cv_folds, log)
+        if options.landmarks is not None:  # the fusion evaluation's input (out_of_fold_predictions), for free
+            store_out_of_fold(options, options.cv_folds, faces, cv["probs"])
         cv.pop("probs")
         extra["grouped_cv"] = cv
     model = fit(options, train, val, log)
