@@ -179,6 +179,7 @@ class Scorer:
         self.options = options
         self.log = log
         self._models: tuple[Any, Any] | None = None
+        self._faces: Any = None  # runtime.FaceWorker, started by start_face_worker
         self._verified = False
         self._notes: list[str] = []
 
@@ -195,15 +196,35 @@ class Scorer:
         """(face worker: runtime.FaceWorker, the face model in a child process on the second core; speech
         model), loaded and sha256-verified on first use, once per Scorer (so once per batch worker)."""
         if self._models is None:
-            from emoscore.runtime import FaceWorker
             from emoscore.speech import SpeechEmotionModel
 
             self.log(f"loading models from {self.options.checkpoints}")
-            cfg = self.options.config
-            faces = FaceWorker(self.options.checkpoints, cfg.analysis.frame_rate, cfg.analysis.max_face_width,
-                               cfg.smoothing.scene_threshold)  # forked first, before this process starts threads
-            self._models = (faces, SpeechEmotionModel(self.options.checkpoints))
+            self._models = (self.start_face_worker(), SpeechEmotionModel(self.options.checkpoints))
         return self._models
+
+    def start_face_worker(self) -> Any:
+        """The face worker process, forked on first call (before this process starts any thread): it loads
+        dlib and the face model on the second core while this one probes, checks checksums and hears speech."""
+        if self._faces is None:
+            from emoscore.runtime import FaceWorker
+
+            cfg = self.options.config
+            self._faces = FaceWorker(self.options.checkpoints, cfg.analysis.frame_rate,
+                                     cfg.analysis.max_face_width, cfg.smoothing.scene_threshold)
+        return self._faces
+
+    def warm_up_composer(self) -> None:
+        """Import the music stack and load the four LSTMs now (while the face worker finishes), so composing
+        starts at once."""
+        import pretty_midi  # noqa: F401
+
+        from emoscore.constants import QUADRANTS
+        from emoscore.music.compose import load_sampler
+        from emoscore.music.events import parse_key
+
+        parse_key("C major")  # music21
+        for quadrant in QUADRANTS:
+            load_sampler(self.options.checkpoints, quadrant)
 
     def score(self, input_path: Path, output: Path | None = None, edit: Any = None) -> ScoreResult:
         """Score one video into `output` (default: <input>.scored.<ext> beside it) and its stems.
@@ -213,6 +234,8 @@ class Scorer:
         """
         input_path = Path(input_path)
         output = Path(output) if output is not None else default_output(input_path)
+        if edit is None:
+            self.start_face_worker()
         info = media.probe(input_path)
         if edit is not None:
             edit.resolve(info.duration, self.options.config)  # a bad edit fails before any work
@@ -259,6 +282,8 @@ class Scorer:
         worker.submit(info)  # frames, faces and scene cuts on the second core while the speech is analysed here
         with watch.stage("speech"):
             audio = self._speech_probs(info, starts, warnings)
+        with watch.stage("compose"):
+            self.warm_up_composer()
         with watch.stage("faces"):  # what remains of the face analysis once the speech is done
             faces, cuts = worker.result()
             visual = frames_to_windows(faces.times, faces.probs, faces.present, starts,
