@@ -228,8 +228,10 @@ def _fade_in_place(x: np.ndarray, n_fade: int, at_end: bool) -> np.ndarray:
     return x
 
 
-def limit_peaks(x: np.ndarray, ceiling_db: float, sample_rate: int = OUTPUT_SAMPLE_RATE) -> np.ndarray:
-    """Copy of x (n,) or (n, c) with |x| <= 10 ** (ceiling_db / 20) everywhere, channels linked.
+def limit_peaks(x: np.ndarray, ceiling_db: float, sample_rate: int = OUTPUT_SAMPLE_RATE,
+                in_place: bool = False) -> np.ndarray:
+    """x (n,) or (n, c) with |x| <= 10 ** (ceiling_db / 20) everywhere, channels linked: a copy, or x itself
+    (float32, modified) with in_place.
 
     The gain is the needed reduction's minimum over +-5 ms, averaged over +-5 ms (so it ramps smoothly and
     is already at the needed level at every peak); a final clip guards against rounding. Works through the
@@ -239,11 +241,15 @@ def limit_peaks(x: np.ndarray, ceiling_db: float, sample_rate: int = OUTPUT_SAMP
     x = np.asarray(x, dtype=np.float32)
     ceiling = float(10 ** (ceiling_db / 20))
     radius = max(1, round(LIMITER_LOOKAHEAD_SECONDS * sample_rate))
-    out = np.empty_like(x)
+    out = x if in_place else np.empty_like(x)
+    before = x[:0].copy()  # the original samples just before the block (out may have overwritten them)
     for first in range(0, len(x), CHUNK_SAMPLES):
         last = min(first + CHUNK_SAMPLES, len(x))
-        lo, hi = max(0, first - 2 * radius), min(len(x), last + 2 * radius)
-        gain = _limiter_gain(x[lo:hi], ceiling, radius, lo == 0, hi == len(x))[first - lo:last - lo]
+        hi = min(len(x), last + 2 * radius)
+        block = np.concatenate([before, x[first:hi]])
+        lo = first - len(before)
+        gain = _limiter_gain(block, ceiling, radius, lo == 0, hi == len(x))[first - lo:last - lo]
+        before = x[max(first, last - 2 * radius):last].copy()
         np.multiply(x[first:last], gain.reshape((-1,) + (1,) * (x.ndim - 1)), out=out[first:last])
     return np.clip(out, -ceiling, ceiling, out=out)
 
@@ -296,7 +302,7 @@ def mix(dialogue: np.ndarray | None, music: np.ndarray, sample_rate: int, config
         bed *= duck_envelope(activity, len(bed), sample_rate, config.duck_db, config.attack_ms,
                              config.release_ms)[:, None]
         bed += speech
-    return limit_peaks(bed, config.peak_limit_db, sample_rate)
+    return limit_peaks(bed, config.peak_limit_db, sample_rate, in_place=True)
 
 
 def master(mixed: np.ndarray, sample_rate: int, loudness_lufs: float | None = None) -> tuple[np.ndarray, Any]:

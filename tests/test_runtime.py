@@ -219,6 +219,9 @@ def test_block_wise_mixing_equals_one_block(rng: np.random.Generator, monkeypatc
     blocks = (mixing.limit_peaks(loud, -1.0, sr), mixing.gated_rms_db(loud, sr),
               mixing.duck_envelope(activity, len(loud), sr, -12.0, 80.0, 300.0))
     np.testing.assert_allclose(blocks[0], whole[0], atol=1e-6)
+    in_place = loud.copy()
+    assert mixing.limit_peaks(in_place, -1.0, sr, in_place=True) is in_place
+    np.testing.assert_array_equal(in_place, blocks[0])
     assert np.abs(blocks[0]).max() <= 10 ** (-1 / 20) + 1e-7
     assert blocks[1] == pytest.approx(whole[1], abs=1e-9)
     np.testing.assert_array_equal(blocks[2], whole[2])
