@@ -144,7 +144,7 @@ class Q1Style(QuadrantStyle):
     max_gap_seconds: float = 1.2
     max_chord: int = 3
     min_notes_per_second: float = 5.0
-    max_notes_per_second: float = 8.5
+    max_notes_per_second: float = 7.5
     pedal: float = 0.85
     phrase_depth: float = 0.1
     pad_breath: float = 0.2
@@ -164,7 +164,7 @@ class Q2Style(QuadrantStyle):
     bass_low: int = 28
     melody_velocity: int = 88
     pad_velocity: int = 62
-    bass_velocity: int = 90
+    bass_velocity: int = 78
     staccato: float = 0.55
     pad_pattern: str = "pulse"
     bass_pattern: str = "root_fifth"
@@ -172,7 +172,7 @@ class Q2Style(QuadrantStyle):
     max_chord: int = 4
     mode_bias: float = 0.6
     min_notes_per_second: float = 7.0
-    max_notes_per_second: float = 11.0
+    max_notes_per_second: float = 10.0
     pedal: float = 0.85
     phrase_depth: float = 0.15
     pad_breath: float = 0.3
@@ -182,12 +182,12 @@ class Q2Style(QuadrantStyle):
 class Q3Style(QuadrantStyle):
     """Q3 sad: slow, minor, sparse, dark."""
 
-    tempo: float = 88.0
+    tempo: float = 80.0
     key: str = "E minor"
     pad_program: int = 49  # String Ensemble 2 (slow strings)
     bass_program: int = 42  # Cello
     melody_low: int = 40
-    melody_high: int = 88
+    melody_high: int = 84
     pad_low: int = 50
     bass_low: int = 36
     melody_velocity: int = 58
@@ -198,7 +198,7 @@ class Q3Style(QuadrantStyle):
     chord_beats: int = 4
     max_gap_seconds: float = 1.6
     max_chord: int = 3
-    mode_bias: float = 0.4
+    mode_bias: float = 0.6
     min_notes_per_second: float = 2.5
     max_notes_per_second: float = 4.5
     pedal: float = 0.92
