@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 N_MELS = 40
-BLOCK_FRAMES = 4096  # STFT frames per block: 16 MB of float32 frames at n_fft 1024
+BLOCK_FRAMES = 1024  # STFT frames per block (~20 s of speech): ~25 MB of float64 temporaries at n_fft 1024
 TUNING_RESOLUTION = 0.01  # fractions of a chroma bin (librosa.estimate_tuning)
 PIPTRACK_FMIN, PIPTRACK_FMAX, PIPTRACK_THRESHOLD = 150.0, 4000.0, 0.1
 
