@@ -50,7 +50,7 @@ MIN_VOICED_SECONDS = 0.2  # a window with less voiced sound than this counts as 
 # Loudness in the speech features: "relative" (log-RMS minus the window's loud level, so a recording's gain
 # or loudness normalisation does not read as arousal) or "absolute" (dBFS). Chosen by actor-wise CV on
 # clean and channel-degraded speech (checkpoints/manifest.json, audio entry).
-AUDIO_LEVEL = "absolute"
+AUDIO_LEVEL = "relative"
 
 # --- Faces ---------------------------------------------------------------------------------------
 N_LANDMARKS = 68  # dlib / iBUG 300-W order
@@ -67,9 +67,10 @@ RIGHT_EYE = tuple(range(42, 48))
 # Face features fed to the CNN, per landmark: "coords" (x, y aligned), "distances" (to all kept points),
 # or "both". Chosen by unseen-actor accuracy (see the manifest's visual entry).
 FACE_FEATURES = "both"
-# Which landmarks the CNN reads: "all" 68, or "no-jaw" (17-67: the jaw contour, where OpenFace and dlib
-# disagree most, dropped). Chosen by actor CV accuracy, then by the dlib/OpenFace gap (visual_train.py).
-FACE_POINTS = "no-jaw"
+# Which landmarks the CNN reads: "all" 68, or "no-jaw" (17-67). "all": on identical faces (RAVDESS actor 05)
+# dlib and OpenFace differ by only 0.034 IOD, and the jaw adds 2.9 points of actor-CV accuracy
+# (visual_train.RECIPE_CV).
+FACE_POINTS = "all"
 # Similarity alignment: "eyes" (eye-centre midpoint at 0, eyes on the x axis, IOD 1) or "stable" (origin at
 # the centroid of the eye corners 36/39/42/45 and nose bridge 27-30, x axis through the eye-corner midpoints,
 # scaled so the eye-corner midpoints are 1 apart).
