@@ -216,8 +216,8 @@ class Q4Style(QuadrantStyle):
     key: str = "F major"
     pad_program: int = 89  # Pad 2 (warm)
     bass_program: int = 32  # Acoustic Bass
-    melody_low: int = 45
-    melody_high: int = 88
+    melody_low: int = 43
+    melody_high: int = 86
     pad_low: int = 53
     bass_low: int = 41
     melody_velocity: int = 58
@@ -231,7 +231,7 @@ class Q4Style(QuadrantStyle):
     min_notes_per_second: float = 3.0
     max_notes_per_second: float = 5.0
     pedal: float = 0.92
-    phrase_depth: float = 0.3
+    phrase_depth: float = 0.2
     phrase_rest_beats: float = 1.0
     pad_breath: float = 0.8
     bass_length_beats: float = 2.0
