@@ -507,6 +507,7 @@ def train_visual(
         help="Landmarks the model reads: all or no-jaw [default: constants.FACE_POINTS].")] = None,
     arch: Annotated[str, typer.Option(help="Network: cnn or mlp.")] = "cnn",
     quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.5,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs; 0 trains all --epochs.")] = 10,
 ) -> None:
     """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
     from emoscore.constants import FACE_POINTS
@@ -515,7 +516,7 @@ def train_visual(
     options = VisualTrainOptions(
         landmarks=landmarks, videos=videos, crops=crops, photos=images, cache=cache, out=checkpoint_dir(out),
         epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, arch=arch,
-        quadrant_loss=quadrant_loss, command=invoked_command(), points=points or FACE_POINTS)
+        quadrant_loss=quadrant_loss, patience=patience, command=invoked_command(), points=points or FACE_POINTS)
     metrics = train_visual_model(options, log=typer.echo)
     echo_visual("test actors (never seen in training):", metrics)
 

@@ -83,7 +83,7 @@ class VisualTrainOptions:
     quadrant_loss: float = 0.5  # weight of the auxiliary loss on quadrant probabilities (masked_loss)
     arch: str = "cnn"  # build_model: "cnn" or "mlp"
     batch_size: int = 128
-    patience: int = 10
+    patience: int = 10  # early-stopping patience in epochs; 0: no early stopping
     test_actors: tuple[int, ...] = ravdess.TEST_ACTORS
     val_actors: tuple[int, ...] = ravdess.VAL_ACTORS
     cv_folds: int = 0  # > 0: also run grouped cross-validation and record it
@@ -288,7 +288,8 @@ def training_arrays(options: VisualTrainOptions, train: Faces) -> tuple[np.ndarr
 
 
 def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) -> Any:
-    """Train on jittered copies of `train`, early-stopping on `val`'s loss (training loss if None)."""
+    """Train on jittered copies of `train`, early-stopping on `val`'s loss (training loss if None); with
+    patience 0, for exactly `epochs` epochs."""
     from emoscore.tf_util import seed_everything, tf
 
     seed_everything(options.seed)
@@ -306,9 +307,14 @@ def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) 
         log(f"  epoch {epoch + 1:3d}  loss {logs['loss']:.3f}" + (f"  val_loss {logs['val_loss']:.3f}  val_acc "
                                                                  f"{logs['val_accuracy']:.3f}" if val_data else ""))
 
-    callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=options.patience, restore_best_weights=True),
-                 keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(options.patience // 2, 1)),
-                 keras.callbacks.LambdaCallback(on_epoch_end=report)]
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=report)]
+    if options.patience > 0:
+        callbacks += [keras.callbacks.EarlyStopping(monitor=monitor, patience=options.patience,
+                                                    restore_best_weights=True),
+                      keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                                        patience=max(options.patience // 2, 1))]
+    else:  # a fixed number of epochs; the learning rate halves when the training loss stalls
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2))
     model.fit(x, targets, sample_weight=weights, epochs=options.epochs, batch_size=options.batch_size,
               validation_data=val_data, shuffle=True, verbose=0, callbacks=callbacks)
     return model
