@@ -15,6 +15,7 @@ Audio is float32 (n,) or (n, channels) in [-1, 1] at `sample_rate` Hz.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,3 +133,161 @@ def _under_ceiling(audio: np.ndarray, ceiling_dbtp: float) -> np.ndarray:
     if excess <= 0:
         return audio
     return (audio * np.float32(10 ** (-(excess + 0.01) / 20))).astype(np.float32)
+
+
+# --- Streams: the same measurements and normalisation a block at a time ---------------------------------
+
+
+class StreamMeter:
+    """measure() of an n-sample signal fed as consecutive blocks (n known ahead): the same K-weighting
+    overlap-add blocks as dsp.integrated_loudness and the same true-peak convolutions, in memory that does not
+    grow with n."""
+
+    def __init__(self, n: int, sample_rate: int, channels: int = 2) -> None:
+        from emoscore import dsp
+
+        self.n, self.rate, self.channels = n, sample_rate, channels
+        self.size = max(n, int(np.ceil(BLOCK_SECONDS * sample_rate)) + 1)  # short clips: zero-padded as measure()
+        step = dsp.LOUDNESS_BLOCK * (1 - dsp.LOUDNESS_OVERLAP)
+        n_blocks = int(np.round((self.size / sample_rate - dsp.LOUDNESS_BLOCK) / step)) + 1
+        j = np.arange(n_blocks)
+        self.lower = (dsp.LOUDNESS_BLOCK * (j * (1 - dsp.LOUDNESS_OVERLAP)) * sample_rate).astype(int)
+        self.upper = np.minimum((dsp.LOUDNESS_BLOCK * (j * (1 - dsp.LOUDNESS_OVERLAP) + 1) * sample_rate
+                                 ).astype(int), self.size)
+        self.edges = np.unique(np.concatenate([self.lower, self.upper]))
+        response = dsp.k_weighting_response(sample_rate)
+        self.fft_size = 1 << int(np.ceil(np.log2(dsp.FILTER_BLOCK + dsp.K_TAPS)))
+        self.spectrum = np.fft.rfft(response, self.fft_size)
+        self.cum = np.zeros((channels, len(self.edges)))
+        self.carry = np.zeros((channels, dsp.K_TAPS))
+        self.total = np.zeros(channels)
+        self.pending: list[np.ndarray] = []
+        self.have = 0
+        self.done = 0  # samples filtered so far
+        self.fed = 0
+        self.nonzero = False
+        self.peak = 0.0
+        self.tail = np.zeros((0, channels), np.float32)  # the last 11 samples, for the true-peak filter
+
+    def feed(self, block: np.ndarray) -> None:
+        """Add the next (m, channels) (or (m,) mono) samples."""
+        from emoscore import dsp
+
+        x = _as_2d(block)
+        self.fed += len(x)
+        self.nonzero = self.nonzero or bool(np.any(x))
+        self._true_peak(np.asarray(x, dtype=np.float32))
+        for piece in (x[i:i + dsp.FILTER_BLOCK] for i in range(0, len(x), dsp.FILTER_BLOCK)):
+            self.pending.append(piece)
+            self.have += len(piece)
+            while self.have >= dsp.FILTER_BLOCK:
+                self._flush(dsp.FILTER_BLOCK)
+
+    def _flush(self, count: int) -> None:
+        joined = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        piece, rest = joined[:count], joined[count:]
+        self.pending, self.have = ([rest] if len(rest) else []), len(rest)
+        for c in range(self.channels):
+            self._filter(c, np.asarray(piece[:, c], dtype=np.float64))
+        self.done += len(piece)
+
+    def _filter(self, c: int, piece: np.ndarray) -> None:
+        """dsp.k_weighted_energy's loop body for one FILTER_BLOCK of channel c."""
+        from emoscore import dsp
+
+        filtered = np.fft.irfft(np.fft.rfft(piece, self.fft_size) * self.spectrum, self.fft_size)
+        filtered = filtered[:len(piece) + dsp.K_TAPS]
+        filtered[:dsp.K_TAPS] += self.carry[c]
+        self.carry[c] = filtered[len(piece):len(piece) + dsp.K_TAPS]
+        cum = self.total[c] + np.concatenate([[0.0], np.cumsum(filtered[:len(piece)] ** 2)])
+        first = self.done
+        inside = (self.edges >= first) & (self.edges <= first + len(piece))
+        self.cum[c, inside] = cum[self.edges[inside] - first]
+        self.total[c] = cum[-1]
+
+    def _true_peak(self, x: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        self.peak = max(self.peak, float(np.abs(x).max()))
+        taps = TRUE_PEAK_PHASES.shape[1] - 1
+        joined = np.concatenate([self.tail, x])
+        skip = len(self.tail)
+        for channel in joined.T:
+            for phase in TRUE_PEAK_PHASES:
+                self.peak = max(self.peak, float(np.abs(np.convolve(channel, phase)[skip:len(joined)]).max()))
+        self.tail = joined[-taps:]
+
+    def result(self) -> LoudnessReport:
+        """The report of what was fed (which must be n samples)."""
+        if self.fed != self.n:
+            raise InputError(f"the meter was told {self.n} samples and fed {self.fed}")
+        if self.n == 0:
+            return LoudnessReport(SILENCE_LUFS, SILENCE_LUFS)
+        for channel in self.tail.T:  # the filter's ring-out past the last sample, as np.convolve's full output
+            for phase in TRUE_PEAK_PHASES:
+                self.peak = max(self.peak, float(np.abs(np.convolve(channel, phase)[len(self.tail):]).max()))
+        self.tail = self.tail[:0]
+        if self.size > self.fed:
+            self.feed(np.zeros((self.size - self.fed, self.channels), np.float32))
+            self.fed = self.n
+        if self.have:
+            self._flush(self.have)
+        peak = float(20 * np.log10(self.peak)) if self.peak > 0 else SILENCE_LUFS
+        return LoudnessReport(self._integrated() if self.nonzero else SILENCE_LUFS, peak)
+
+    def _integrated(self) -> float:
+        """dsp.integrated_loudness's gating on the cumulative energies at the block edges."""
+        from emoscore import dsp
+
+        z = np.stack([cum[np.searchsorted(self.edges, self.upper)] - cum[np.searchsorted(self.edges, self.lower)]
+                      for cum in self.cum])
+        z /= dsp.LOUDNESS_BLOCK * self.rate
+        gains = np.array(dsp.CHANNEL_GAINS[:self.channels])[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block_lufs = -0.691 + 10.0 * np.log10((gains * z).sum(axis=0))
+            kept = block_lufs >= -70.0
+            relative = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, kept].mean(axis=1)).sum()) - 10.0
+            kept = (block_lufs > relative) & (block_lufs > -70.0)
+            mean = np.nan_to_num(z[:, kept].mean(axis=1)) if kept.any() else np.zeros(self.channels)
+            value = float(-0.691 + 10.0 * np.log10((gains[:, 0] * mean).sum()))
+        return value if np.isfinite(value) else SILENCE_LUFS
+
+
+def measure_blocks(blocks: Iterable[np.ndarray], n: int, sample_rate: int, channels: int = 2) -> LoudnessReport:
+    """measure() of the n-sample signal that `blocks` make up."""
+    meter = StreamMeter(n, sample_rate, channels)
+    for block in blocks:
+        meter.feed(block)
+    return meter.result()
+
+
+def normalise_blocks(source: Callable[[], Iterator[np.ndarray]], n: int, sample_rate: int, target_lufs: float,
+                     ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP) -> Iterator[np.ndarray]:
+    """normalise()'s audio (the same samples) as consecutive blocks. source: a callable returning a fresh
+    iterator over the n-sample stereo signal (read once per pass: a measuring pass, up to NORMALISE_PASSES
+    limiting passes, then the pass that yields)."""
+    check_target(target_lufs)
+    level = measure_blocks(source(), n, sample_rate).integrated_lufs
+    if level <= SILENCE_LUFS:
+        yield from source()
+        return
+    gain_db = used = target_lufs - level
+    report = LoudnessReport(level, SILENCE_LUFS)
+    for _ in range(NORMALISE_PASSES):
+        used = gain_db
+        report = measure_blocks(_limited(source, n, sample_rate, used, ceiling_dbtp), n, sample_rate)
+        if abs(report.integrated_lufs - target_lufs) <= TARGET_TOLERANCE_LU:
+            break
+        gain_db += target_lufs - report.integrated_lufs
+    excess = report.true_peak_dbtp - ceiling_dbtp
+    for block in _limited(source, n, sample_rate, used, ceiling_dbtp):
+        yield block if excess <= 0 else (block * np.float32(10 ** (-(excess + 0.01) / 20))).astype(np.float32)
+
+
+def _limited(source: Callable[[], Iterator[np.ndarray]], n: int, sample_rate: int, gain_db: float,
+             ceiling_dbtp: float) -> Iterator[np.ndarray]:
+    from emoscore.mixing import limit_blocks
+
+    gain = np.float32(10 ** (gain_db / 20))
+    return limit_blocks((np.asarray(b, dtype=np.float32) * gain for b in source()), n,
+                        ceiling_dbtp - LIMITER_MARGIN_DB, sample_rate)

@@ -297,3 +297,82 @@ def mux(video: Path, audio_wav: Path, output: Path, info: VideoInfo | None = Non
 
 def _muxer(suffix: str) -> str:
     return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}.get(suffix.lower(), "mp4")
+
+
+# --- Streams: audio that never has to be held whole ----------------------------------------------
+
+STREAM_BLOCK = 1 << 18  # samples per block read from or written to a stream file (~6 s at 44.1 kHz)
+
+
+def decode_audio_file(path: Path, dest: Path, sample_rate: int, channels: int = 2) -> int:
+    """Decode the first audio stream (as read_audio) into `dest` as raw little-endian float32, interleaved
+    (n, channels); returns n. ffmpeg writes the file itself, so nothing grows in this process."""
+    _run_pipe(["-y", "-i", ff_path(path), "-map", "0:a:0", "-vn", "-af", "aresample=first_pts=0",
+               "-ac", str(channels), "-ar", str(sample_rate), "-f", "f32le", ff_path(dest)],
+              f"decode audio from {path}")
+    return Path(dest).stat().st_size // (4 * channels)
+
+
+def raw_blocks(path: Path, channels: int, n: int | None = None, dtype: str = "<f4",
+               block: int = STREAM_BLOCK) -> Iterator[np.ndarray]:
+    """(m, channels) float32 blocks of a raw interleaved file (float32, or int16 scaled by 1 / 32768 as
+    fluidsynth's samples are), m <= block; with `n`, the stream is trimmed or zero-padded to n samples."""
+    scale = np.float32(32768.0) if np.dtype(dtype).kind == "i" else None
+    done = 0
+    with open(path, "rb") as f:
+        while n is None or done < n:
+            want = block if n is None else min(block, n - done)
+            data = np.fromfile(f, dtype=dtype, count=want * channels)
+            got = len(data) // channels
+            if got == 0 and n is None:
+                return
+            out = np.zeros((want if n is not None else got, channels), dtype=np.float32)
+            values = data[:got * channels].reshape(got, channels)
+            out[:got] = values.astype(np.float32) / scale if scale is not None else values
+            done += len(out)
+            yield out
+
+
+class WavWriter:
+    """A 16-bit PCM wav written a block at a time (float blocks, clipped to [-1, 1] as write_wav does, so the
+    file is byte for byte write_wav's); OutputError if it cannot be written."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int = 2) -> None:
+        import soundfile
+
+        self.path = Path(path)
+        try:
+            self._file = soundfile.SoundFile(str(path), "w", sample_rate, channels, subtype="PCM_16", format="WAV")
+        except (OSError, soundfile.SoundFileError) as exc:
+            raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def write(self, block: np.ndarray) -> None:
+        import soundfile
+
+        try:
+            self._file.write(np.clip(block, -1.0, 1.0))
+        except (OSError, soundfile.SoundFileError) as exc:
+            raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> WavWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fit_blocks(blocks: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
+    """The (m, c) blocks of a signal trimmed or zero-padded at the end to n samples (mixing.fit_length)."""
+    done, channels = 0, 2
+    for block in blocks:
+        channels = block.shape[1] if block.ndim == 2 else 1
+        if done < n:
+            yield block[:n - done]
+        done += len(block)
+    while done < n:
+        count = min(STREAM_BLOCK, n - done)
+        yield np.zeros((count, channels) if channels > 1 else count, dtype=np.float32)
+        done += count

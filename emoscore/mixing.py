@@ -13,6 +13,7 @@ constants.OUTPUT_SAMPLE_RATE unless a function says otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -126,9 +127,32 @@ def voice_activity(dialogue: np.ndarray, sample_rate: int, frame_seconds: float 
     frames = _frames(to_mono(dialogue), hop)
     level = np.concatenate([_db((frames[i:i + 4096].astype(np.float64) ** 2).mean(axis=1))
                             for i in range(0, len(frames), 4096)])
+    return _activity(level, _band_ratio(frames, sample_rate), frame_seconds, hangover_seconds)
+
+
+def _activity(level: np.ndarray, band_ratio: np.ndarray, frame_seconds: float, hangover_seconds: float
+              ) -> np.ndarray:
+    """(n_frames,) bool speech decision from each frame's level (dBFS) and speech-band energy fraction."""
     loud = (level > VAD_MIN_DB) & (level > _noise_floor(level, frame_seconds) + VAD_MARGIN_DB)
-    speech = loud & (_band_ratio(frames, sample_rate) >= VAD_MIN_BAND_RATIO)
+    speech = loud & (band_ratio >= VAD_MIN_BAND_RATIO)
     return _hold(speech, round(hangover_seconds / frame_seconds))
+
+
+def voice_activity_blocks(blocks: Iterable[np.ndarray], sample_rate: int, frame_seconds: float = 0.02,
+                          hangover_seconds: float = 0.2) -> np.ndarray:
+    """voice_activity of the signal that `blocks` ((m,) or (m, c) pieces, in order) make up, one block of
+    1024 frames at a time: the same frames, the same result, memory independent of the length."""
+    if sample_rate <= 0 or frame_seconds <= 0:
+        raise InputError(f"sample_rate and frame_seconds must be > 0, got {sample_rate}, {frame_seconds}")
+    hop = max(1, round(frame_seconds * sample_rate))
+    levels, ratios = [], []
+    for chunk in rechunk(blocks, hop * 1024):
+        frames = _frames(to_mono(chunk), hop)
+        levels.append(_db((frames.astype(np.float64) ** 2).mean(axis=1)))
+        ratios.append(_band_ratio(frames, sample_rate))
+    if not levels:
+        return np.zeros(1, dtype=bool)
+    return _activity(np.concatenate(levels), np.concatenate(ratios), frame_seconds, hangover_seconds)
 
 
 def duck_envelope(activity: np.ndarray, n_samples: int, sample_rate: int, duck_db: float, attack_ms: float,
@@ -142,9 +166,26 @@ def duck_envelope(activity: np.ndarray, n_samples: int, sample_rate: int, duck_d
         raise InputError(f"need duck_db <= 0 and attack/release > 0 ms, got {duck_db}, {attack_ms}, "
                          f"{release_ms}")
     activity = np.asarray(activity, dtype=bool)
-    target = np.where(activity, float(duck_db), 0.0)
     if not activity.any() or n_samples == 0:
         return np.ones(n_samples, dtype=np.float32)
+    edges, linear = _duck_curve(activity, sample_rate, duck_db, attack_ms, release_ms, frame_seconds)
+    gain = np.empty(n_samples, dtype=np.float32)
+    for first in range(0, n_samples, CHUNK_SAMPLES):
+        count = min(CHUNK_SAMPLES, n_samples - first)
+        gain[first:first + count] = _duck_gain(edges, linear, duck_db, first, count)
+    return gain
+
+
+def _duck_gain(edges: np.ndarray, linear: np.ndarray, duck_db: float, first: int, count: int) -> np.ndarray:
+    """(count,) float32 ducking gain of samples first .. first + count - 1 from _duck_curve's breakpoints."""
+    samples = np.arange(first, first + count)
+    return np.clip(np.interp(samples, edges, linear), 10 ** (duck_db / 20), 1.0).astype(np.float32)
+
+
+def _duck_curve(activity: np.ndarray, sample_rate: int, duck_db: float, attack_ms: float, release_ms: float,
+                frame_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sample positions, linear gains) of the ducking curve's breakpoints: one per frame edge."""
+    target = np.where(activity, float(duck_db), 0.0)
     i = np.arange(len(target))
     rise = -duck_db * frame_seconds * 1000 / release_ms  # dB per frame after speech
     fall = -duck_db * frame_seconds * 1000 / attack_ms  # dB per frame before speech
@@ -156,12 +197,7 @@ def duck_envelope(activity: np.ndarray, n_samples: int, sample_rate: int, duck_d
     # speech frame gets exactly the ducked gain; linear in between.
     edge_db = np.concatenate([gain_db[:1], np.minimum(gain_db[:-1], gain_db[1:]), gain_db[-1:]])
     edges = np.arange(len(edge_db)) * frame_seconds * sample_rate
-    linear = 10 ** (edge_db / 20)
-    gain = np.empty(n_samples, dtype=np.float32)
-    for first in range(0, n_samples, CHUNK_SAMPLES):
-        samples = np.arange(first, min(first + CHUNK_SAMPLES, n_samples))
-        gain[first:first + len(samples)] = np.clip(np.interp(samples, edges, linear), 10 ** (duck_db / 20), 1.0)
-    return gain
+    return edges, 10 ** (edge_db / 20)
 
 
 # --- Loudness, fades, limiting -------------------------------------------------------------------
@@ -179,8 +215,25 @@ def gated_rms_db(x: np.ndarray, sample_rate: int) -> float:
         return SILENCE_DB
     block = max(1, round(LOUDNESS_BLOCK_SECONDS * sample_rate))
     step = block * max(1, CHUNK_SAMPLES // block)  # whole blocks per chunk: the same blocks as in one go
-    power = np.concatenate([_frames((np.asarray(x[i:i + step], dtype=np.float64) ** 2).reshape(
-        len(x[i:i + step]), -1).mean(axis=1).astype(np.float32), block).mean(axis=1) for i in range(0, len(x), step)])
+    return _gated_level(np.concatenate([_block_powers(x[i:i + step], block) for i in range(0, len(x), step)]))
+
+
+def gated_rms_db_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> float:
+    """gated_rms_db of the signal that `blocks` (consecutive pieces) make up, a chunk at a time."""
+    block = max(1, round(LOUDNESS_BLOCK_SECONDS * sample_rate))
+    step = block * max(1, CHUNK_SAMPLES // block)
+    powers = [_block_powers(chunk, block) for chunk in rechunk(blocks, step)]
+    return _gated_level(np.concatenate(powers)) if powers else SILENCE_DB
+
+
+def _block_powers(x: np.ndarray, block: int) -> np.ndarray:
+    """(ceil(len(x) / block),) float32 mean power (over samples and channels) of each block of x."""
+    power = (np.asarray(x, dtype=np.float64) ** 2).reshape(len(x), -1).mean(axis=1).astype(np.float32)
+    return _frames(power, block).mean(axis=1)
+
+
+def _gated_level(power: np.ndarray) -> float:
+    """dBFS of the mean block power over the blocks that pass the absolute and relative gates."""
     kept = power[_db(power) > ABSOLUTE_GATE_DB]
     if len(kept) == 0:
         return SILENCE_DB
@@ -313,3 +366,108 @@ def master(mixed: np.ndarray, sample_rate: int, loudness_lufs: float | None = No
     if loudness_lufs is None:
         return mixed, loudness.measure(mixed, sample_rate)
     return loudness.normalise(mixed, sample_rate, loudness_lufs)
+
+
+# --- The mix as a stream -------------------------------------------------------------------------
+
+
+def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """The signal of consecutive `blocks` as pieces of exactly `size` samples (the last one shorter)."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for block in blocks:
+        while len(block):
+            take = min(size - have, len(block))
+            pending.append(block[:take])
+            have += take
+            block = block[take:]
+            if have == size:
+                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+                pending, have = [], 0
+    if have:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+def limit_blocks(blocks: Iterable[np.ndarray], n: int, ceiling_db: float,
+                 sample_rate: int = OUTPUT_SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """limit_peaks of the n-sample signal that `blocks` make up, as CHUNK_SAMPLES pieces: the same samples
+    (the same chunks, each with its 10 ms of context), holding one chunk back for the look-ahead."""
+    ceiling = float(10 ** (ceiling_db / 20))
+    radius = max(1, round(LIMITER_LOOKAHEAD_SECONDS * sample_rate))
+    chunks = rechunk(blocks, CHUNK_SAMPLES)
+    current = next(chunks, None)
+    before: np.ndarray | None = None
+    first = 0
+    while current is not None:
+        following = next(chunks, None)
+        last = first + len(current)
+        ahead = current[:0] if following is None else following[:2 * radius]
+        block = np.concatenate([x for x in (before, current, ahead) if x is not None])
+        skip = 0 if before is None else len(before)
+        gain = _limiter_gain(block, ceiling, radius, first == 0, last + 2 * radius >= n or following is None)
+        out = current * gain[skip:skip + len(current)].reshape((-1,) + (1,) * (current.ndim - 1))
+        yield np.clip(out, -ceiling, ceiling, out=out)
+        before = current[max(0, len(current) - 2 * radius):]
+        current, first = following, last
+
+
+def _fade_ramps(n: int, sample_rate: int, fade_out_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fade-in ramp, fade-out ramp) as _fade_in_place applies them to an n-sample signal."""
+    ramps = []
+    for seconds in (FADE_IN_SECONDS, fade_out_seconds):
+        n_fade = min(round(seconds * sample_rate), n)
+        if n_fade < 0:
+            raise InputError(f"fade length must be >= 0 samples, got {n_fade}")
+        ramps.append((0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n_fade))).astype(np.float32))
+    return ramps[0], ramps[1][::-1]
+
+
+def _apply_fades(bed: np.ndarray, first: int, n: int, ramp_in: np.ndarray, ramp_out: np.ndarray) -> None:
+    """Fade the block `bed` (samples first .. of an n-sample signal) in place, as _fade_in_place would."""
+    last = first + len(bed)
+    if first < len(ramp_in):
+        end = min(last, len(ramp_in))
+        bed[:end - first] *= ramp_in[first:end].reshape((-1,) + (1,) * (bed.ndim - 1))
+    start = max(first, n - len(ramp_out))
+    if start < last:
+        bed[start - first:] *= ramp_out[start - (n - len(ramp_out)):last - (n - len(ramp_out))].reshape(
+            (-1,) + (1,) * (bed.ndim - 1))
+
+
+def mix_blocks(music: Callable[[], Iterator[np.ndarray]], dialogue: Callable[[], Iterator[np.ndarray]] | None,
+               n: int, sample_rate: int, config: MixConfig | None = None, replace_audio: bool = False,
+               fade_out_seconds: float = 2.0) -> Iterator[np.ndarray]:
+    """mix()'s soundtrack as consecutive (m, 2) float32 blocks, equal to mix(dialogue, music, ...) sample for
+    sample, in memory that does not grow with the length.
+
+    music, dialogue: callables returning a fresh iterator over the stereo signal's blocks (n samples in all;
+    dialogue fitted to n, e.g. media.raw_blocks(path, 2, n)); each is read twice - first to measure (music
+    level, voice activity), then to mix. dialogue None or replace_audio: the music alone, as in mix().
+    """
+    config = config or MixConfig()
+    alone = dialogue is None or replace_audio
+    target = (config.music_alone_loudness_db if alone else config.music_loudness_db) + config.music_gain_db
+    level = gated_rms_db_blocks(music(), sample_rate)
+    scale = None if level <= SILENCE_DB else np.float32(10 ** ((target - level) / 20))
+    curve = None
+    if dialogue is not None and not alone:
+        duck_envelope(np.zeros(1, bool), 0, sample_rate, config.duck_db, config.attack_ms, config.release_ms)
+        activity = voice_activity_blocks(dialogue(), sample_rate)
+        if activity.any() and n > 0:
+            curve = _duck_curve(activity, sample_rate, config.duck_db, config.attack_ms, config.release_ms, 0.02)
+    ramp_in, ramp_out = _fade_ramps(n, sample_rate, fade_out_seconds)
+    speech = None if dialogue is None or alone else rechunk(dialogue(), CHUNK_SAMPLES)
+
+    def beds() -> Iterator[np.ndarray]:
+        first = 0
+        for block in rechunk(music(), CHUNK_SAMPLES):
+            bed = to_stereo(block) * scale if scale is not None else to_stereo(block).copy()
+            _apply_fades(bed, first, n, ramp_in, ramp_out)
+            if speech is not None:
+                if curve is not None:
+                    bed *= _duck_gain(curve[0], curve[1], config.duck_db, first, len(bed))[:, None]
+                bed += to_stereo(next(speech))
+            first += len(bed)
+            yield bed
+
+    yield from limit_blocks(beds(), n, config.peak_limit_db, sample_rate)

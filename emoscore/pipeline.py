@@ -309,14 +309,14 @@ class Scorer:
                      ) -> dict[str, Any]:
         """The main soundtrack (seed) and each variation k (seed + k); loudness of the input and each mix.
 
-        The dialogue is decoded and measured in a thread while the first soundtrack is composed and rendered
-        (ffmpeg and fluidsynth work outside the GIL).
+        The dialogue is decoded (into a raw file in the staging folder) and measured in a thread while the first
+        soundtrack is composed and rendered (ffmpeg and fluidsynth work outside the GIL).
         """
         from concurrent.futures import ThreadPoolExecutor
 
         report: dict[str, Any] = {"target_lufs": self.options.loudness_lufs}
         with ThreadPoolExecutor(max_workers=1) as pool:
-            job = pool.submit(self._dialogue, info)
+            job = pool.submit(self._dialogue, info, staged.with_name(staged.name + ".dialogue.f32"))
             report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, job)
             report["variations"] = [
                 self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, job)
@@ -324,26 +324,29 @@ class Scorer:
             report["input"] = job.result()[1]
         return report
 
-    def _dialogue(self, info: media.VideoInfo) -> tuple[np.ndarray | None, dict[str, float] | None]:
-        """(the original audio at 44.1 kHz stereo, its integrated loudness), or (None, None) without dialogue."""
-        from emoscore.loudness import integrated_loudness
+    def _dialogue(self, info: media.VideoInfo, raw: Path) -> tuple[Path | None, dict[str, float] | None]:
+        """(`raw`: the original audio decoded as 44.1 kHz stereo float32, its integrated loudness), or (None, None)
+        without dialogue. Measured a block at a time: nothing here grows with the length."""
+        from emoscore.loudness import measure_blocks
 
         if not info.has_audio or self.options.replace_audio:
             return None, None
-        dialogue = media.read_audio_lean(info.path, OUTPUT_SAMPLE_RATE, channels=2)
-        return dialogue, {"integrated_lufs": round(integrated_loudness(dialogue, OUTPUT_SAMPLE_RATE), 2)}
+        n = media.decode_audio_file(info.path, raw, OUTPUT_SAMPLE_RATE, channels=2)
+        level = measure_blocks(media.raw_blocks(raw, 2), n, OUTPUT_SAMPLE_RATE).integrated_lufs
+        return raw, {"integrated_lufs": round(level, 2)}
 
     def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch, seed: int,
                          dialogue_job: Any) -> dict[str, float]:
         """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness.
 
-        dialogue_job: a Future of _dialogue's result."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from emoscore.loudness import measure
-        from emoscore.mixing import fit_length, master, mix
+        dialogue_job: a Future of _dialogue's result. Streaming: fluidsynth renders block by block into the
+        .music.wav stem and a raw copy in the staging folder, the mix (and mastering) read those files a block
+        at a time and write .mix.wav block by block while measuring it, so memory does not grow with the length.
+        """
+        from emoscore.loudness import StreamMeter
+        from emoscore.mixing import mix_blocks
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
-        from emoscore.music.render import render_midi
+        from emoscore.music.render import render_to_files
 
         cfg = self.options.config
         specs = [SegmentSpec(s.start, s.end, s.quadrant, s.valence, s.arousal) for s in timeline.segments]
@@ -351,25 +354,40 @@ class Scorer:
             midi = compose_soundtrack(specs, info.duration, cfg.music, self.options.checkpoints,
                                       seed=seed, log=self.log)
             midi.write(str(stem_path(staged, ".music.mid")))
+        music_raw = staged.with_name(staged.name + ".music.s16")
         with watch.stage("render"):
-            music = render_midi(midi, info.duration, OUTPUT_SAMPLE_RATE, cfg.music.soundfont)
-            media.write_wav(stem_path(staged, ".music.wav"), music, OUTPUT_SAMPLE_RATE)
+            n = render_to_files(midi, info.duration, stem_path(staged, ".music.wav"), music_raw,
+                                OUTPUT_SAMPLE_RATE, cfg.music.soundfont)
             if self.options.part_stems:
                 self._write_parts(midi, info.duration, staged)
         with watch.stage("mix"):
-            dialogue = dialogue_job.result()[0]
-            mixed = mix(dialogue, music, OUTPUT_SAMPLE_RATE, cfg.mix, replace_audio=dialogue is None,
-                        fade_out_seconds=cfg.music.fade_out_seconds)
-        if self.options.loudness_lufs is not None:
-            with watch.stage("loudness"):
-                mixed, _ = master(mixed, OUTPUT_SAMPLE_RATE, self.options.loudness_lufs)
-        with watch.stage("mix"):
-            mixed = fit_length(mixed, int(round(info.duration * OUTPUT_SAMPLE_RATE)))  # as long as the input
-            media.write_wav(stem_path(staged, ".mix.wav"), mixed, OUTPUT_SAMPLE_RATE)
-            with ThreadPoolExecutor(max_workers=1) as pool:  # the mix is measured while ffmpeg muxes it
-                loudness = pool.submit(measure, mixed, OUTPUT_SAMPLE_RATE)
-                self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
-            return loudness.result().to_dict()
+            dialogue_raw = dialogue_job.result()[0]
+            dialogue = None if dialogue_raw is None else (lambda: media.raw_blocks(dialogue_raw, 2, n))
+            mixed = mix_blocks(lambda: media.raw_blocks(music_raw, 2, n, dtype="<i2"), dialogue, n,
+                               OUTPUT_SAMPLE_RATE, cfg.mix, replace_audio=dialogue is None,
+                               fade_out_seconds=cfg.music.fade_out_seconds)
+            if self.options.loudness_lufs is not None:
+                mixed = self._mastered(mixed, n, staged.with_name(staged.name + ".premaster.f32"), watch)
+            total = int(round(info.duration * OUTPUT_SAMPLE_RATE))  # as long as the input (n is, as rendered)
+            meter = StreamMeter(total, OUTPUT_SAMPLE_RATE)
+            with media.WavWriter(stem_path(staged, ".mix.wav"), OUTPUT_SAMPLE_RATE) as wav:
+                for block in media.fit_blocks(mixed, total):
+                    wav.write(block)
+                    meter.feed(block)
+            music_raw.unlink()
+            self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
+            return meter.result().to_dict()
+
+    def _mastered(self, mixed: Iterator[np.ndarray], n: int, raw: Path, watch: Stopwatch) -> Iterator[np.ndarray]:
+        """--loudness: the mix (kept in a raw float32 file) normalised block by block (loudness.normalise)."""
+        from emoscore.loudness import normalise_blocks
+
+        with watch.stage("loudness"), open(raw, "wb") as f:
+            for block in mixed:
+                np.asarray(block, dtype="<f4").tofile(f)
+        target = self.options.loudness_lufs
+        assert target is not None
+        return normalise_blocks(lambda: media.raw_blocks(raw, 2, n), n, OUTPUT_SAMPLE_RATE, target)
 
     def _write_parts(self, midi: Any, duration: float, staged: Path) -> None:
         """--stems parts: melody, pad and bass rendered alone, each as long as the music stem."""

@@ -117,7 +117,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, clip_b: Path, monkeypatc
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(emoscore.mixing, "mix", interrupt)
+    monkeypatch.setattr(emoscore.mixing, "mix_blocks", interrupt)  # the streaming mix the pipeline runs
     shutil.copy(clip_b, tmp_path / "in.mp4")
     result = runner.invoke(app, ["score", str(tmp_path / "in.mp4")])
     assert result.exit_code == 130

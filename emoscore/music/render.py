@@ -7,6 +7,7 @@ of samples, in stereo, whatever the MIDI holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,57 @@ def _pull_into(synth: Any, out: np.ndarray, block: int = 1 << 16) -> None:
     for first in range(0, len(out), block):
         piece = out[first:first + block]
         piece[:] = _pull(synth, len(piece))
+
+
+def render_blocks(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RATE, soundfont: str = "",
+                  block: int = 1 << 18) -> Iterator[np.ndarray]:
+    """render_midi's audio, the same samples, as consecutive (m, 2) float32 blocks of `block` samples (the
+    last one shorter): memory stays at one block whatever the duration."""
+    if not duration > 0:
+        raise InputError(f"render duration must be > 0 s, got {duration}")
+    total = int(round(duration * sample_rate))
+    events, programs = midi_events(midi)
+    synth = _open_synth(find_soundfont(soundfont), sample_rate, programs)
+    buffer = np.zeros((min(block, total), 2), dtype=np.float32)
+    state = {"done": 0, "filled": 0}
+
+    def pull_until(at: int) -> Iterator[np.ndarray]:
+        while state["done"] < at:
+            n = min(at - state["done"], len(buffer) - state["filled"], 1 << 16)
+            buffer[state["filled"]:state["filled"] + n] = _pull(synth, n)
+            state["done"] += n
+            state["filled"] += n
+            if state["filled"] == len(buffer) or state["done"] == total:
+                yield buffer[:state["filled"]].copy()
+                state["filled"] = 0
+
+    try:
+        for time, kind, channel, a, b in events:
+            yield from pull_until(min(int(round(time * sample_rate)), total))
+            if state["done"] >= total:
+                break
+            if kind == _ON:
+                synth.noteon(channel, a, b)
+            elif kind == _OFF:
+                synth.noteoff(channel, a)
+            else:
+                synth.cc(channel, a, b)
+        yield from pull_until(total)
+    finally:
+        synth.delete()
+
+
+def render_to_files(midi: Any, duration: float, wav: Path, raw: Path, sample_rate: int = OUTPUT_SAMPLE_RATE,
+                    soundfont: str = "") -> int:
+    """Render `midi` block by block into `wav` (16-bit, byte for byte media.write_wav of render_midi's audio)
+    and `raw` (interleaved int16 as fluidsynth made it: media.raw_blocks(raw, 2, dtype="<i2") gives back
+    render_midi's float samples exactly). Returns the number of samples."""
+    from emoscore.media import WavWriter
+
+    n = 0
+    with WavWriter(wav, sample_rate) as writer, open(raw, "wb") as f:
+        for block in render_blocks(midi, duration, sample_rate, soundfont):
+            writer.write(block)
+            np.round(block * 32768.0).astype("<i2").tofile(f)
+            n += len(block)
+    return n
