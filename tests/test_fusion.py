@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,25 @@ def test_q3_weight_scales_the_odds_of_sad_only() -> None:
     assert boosted[0, sad] / boosted[0, calm] == pytest.approx(2 * plain[0, sad] / plain[0, calm])
     assert quadrant(plain) == "Q4" and quadrant(boosted) == "Q3"
     np.testing.assert_allclose(boosted.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_info_shows_quadrant_accuracy_and_recall_of_each_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from emoscore.checkpoints import record_model
+    from emoscore.cli import app
+
+    (tmp_path / "a.keras").write_bytes(b"x")
+    new = emotion_metrics(np.array([2, 2, 4, 3]), np.eye(8)[[2, 4, 4, 3]])
+    record_model(tmp_path, "audio", "audio-cnn", {"model": "a.keras"}, constants={}, data="d", command="c",
+                 metrics=new)
+    old = {"n": 4, "accuracy": 0.5, "quadrant_accuracy": 0.5, "quadrant_confusion": [[1, 1, 0, 0], [0, 1, 0, 0],
+                                                                                      [0, 0, 0, 0], [0, 0, 1, 0]]}
+    record_model(tmp_path, "visual", "face-landmark-cnn", {"model": "a.keras"}, constants={}, data="d",
+                 command="c", metrics=old)
+    result = CliRunner().invoke(app, ["info", "--checkpoints", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    audio, visual = (next(line for line in result.output.splitlines() if line.startswith(n))
+                     for n in ("audio", "visual"))
+    assert "quadrant_accuracy=0.750" in audio and "recall Q1=0.50 Q2=1.00 Q3=1.00 Q4=0.00" in audio
+    assert "recall Q1=0.50 Q2=1.00 Q3=0.00 Q4=0.00" in visual  # from the recorded confusion matrix
