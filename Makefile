@@ -71,11 +71,12 @@ train-music: setup
 # Both music judges without retraining the LSTMs; fluidsynth renders + audio features cached in $(MUSIC_CACHE).
 MUSIC_CACHE ?= /tmp/emoscore-cache/music
 train-music-judge: setup
-	$(BIN)/emoscore train music-judge --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi --cache $(MUSIC_CACHE)
+	$(BIN)/emoscore train music-judge --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi --cache $(MUSIC_CACHE) \
+	  --eval-seed 3
 
-# Both judges on 10 composed 30-s pieces per quadrant (seeds 7919..7928), and the property table.
+# Both judges on 10 composed 30-s pieces per quadrant (seeds 31676..31685), and the property table.
 eval-music: setup
-	$(BIN)/emoscore eval music --n 10 --seconds 30 --seed 1
+	$(BIN)/emoscore eval music --n 10 --seconds 30 --seed 4
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
