@@ -79,24 +79,23 @@ def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.nd
 
     Rule "fixed": weights visual_weight / audio_weight renormalised over the modalities present.
     Rule "confidence": each present modality's weight is its nominal weight x confidence(p) ** confidence_power,
-    and NEUTRAL_PRIOR joins as a pseudo-modality of weight prior_weight x (nominal weights present), so a
-    near-uniform model cannot drown a confident one, and where both are unsure the result leans to the
-    calm/neutral centre. Either way the probability of sad is then multiplied by q3_weight (Q3's only emotion
-    against Q2's three) and rows renormalised. Rows with neither modality stay zeros (the caller carries them).
+    so a near-uniform model cannot drown a confident one; then NEUTRAL_PRIOR is mixed in with share
+    prior_weight x (1 - the best present model's confidence), so where both are unsure the result leans to
+    the calm/neutral centre (Q4), not to Q2. Either way the probability of sad is then multiplied by q3_weight
+    (Q3's only emotion against Q2's three) and rows renormalised. Rows with neither modality stay zeros.
     """
     v_on, a_on = np.asarray(v_on, dtype=bool), np.asarray(a_on, dtype=bool)
+    visual, audio = np.nan_to_num(np.asarray(visual, np.float64)), np.nan_to_num(np.asarray(audio, np.float64))
     wv = np.where(v_on, config.visual_weight, 0.0)
     wa = np.where(a_on, config.audio_weight, 0.0)
-    mix = wv[:, None] * np.nan_to_num(visual) + wa[:, None] * np.nan_to_num(audio)
-    total = wv + wa
     if config.rule == "confidence":
-        cv = np.maximum(confidence(visual), _EPS) ** config.confidence_power
-        ca = np.maximum(confidence(audio), _EPS) ** config.confidence_power
-        prior = config.prior_weight * total
-        mix = (wv * cv)[:, None] * np.nan_to_num(visual) + (wa * ca)[:, None] * np.nan_to_num(audio)
-        mix += prior[:, None] * NEUTRAL_PRIOR
-        total = wv * cv + wa * ca + prior
-    probs = mix / np.maximum(total, _EPS)[:, None]
+        cv, ca = np.where(v_on, confidence(visual), 0.0), np.where(a_on, confidence(audio), 0.0)
+        wv = wv * np.maximum(cv, _EPS) ** config.confidence_power
+        wa = wa * np.maximum(ca, _EPS) ** config.confidence_power
+    probs = (wv[:, None] * visual + wa[:, None] * audio) / np.maximum(wv + wa, 1e-300)[:, None]
+    if config.rule == "confidence" and config.prior_weight > 0:
+        share = (config.prior_weight * (1.0 - np.maximum(cv, ca)) * (v_on | a_on))[:, None]
+        probs = (1.0 - share) * probs + share * NEUTRAL_PRIOR
     if config.q3_weight != 1.0:
         probs[:, SAD_INDEX] *= config.q3_weight
     return probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)

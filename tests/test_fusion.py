@@ -61,7 +61,10 @@ def test_two_unsure_models_lean_to_the_calm_neutral_centre() -> None:
     flat = np.full((1, 8), 1 / 8, np.float32)
     assert QUADRANTS[int(quadrant_probs(combine(flat, flat, ON, ON, FIXED))[0].argmax())] == "Q2"  # 3 of 8
     fused = combine(flat, flat, ON, ON, CONFIDENT)
-    assert quadrant(fused) == "Q4" and QUADRANTS[int(quadrant_probs(fused)[0].argmax())] == "Q4"
+    assert quadrant(fused) == "Q4"  # as the timeline takes quadrants (uniform quadrant prior)
+    assert fused[0, EMOTIONS.index("calm")] == pytest.approx(0.9 / 8 + 0.1 * 0.35)  # share 0.1 x (1 - 0)
+    strong = combine(flat, flat, ON, ON, FusionConfig(rule="confidence", prior_weight=0.4))
+    assert QUADRANTS[int(quadrant_probs(strong)[0].argmax())] == "Q4"  # even without the uniform prior
 
 
 def test_power_and_prior_zero_is_the_fixed_rule_and_rows_sum_to_one() -> None:
