@@ -10,6 +10,7 @@ exactly like the Keras files'. The music LSTM step runs in numpy from exported w
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from pathlib import Path
@@ -23,6 +24,9 @@ LITE_ROLE = "lite"  # manifest file role of the exported inference file
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on the two cores instead
+# Rows per interpreter call: the interpreter's tensor arena grows with the batch (a 10 min video's 2400 faces
+# in one call took ~440 MB and kept it), so longer inputs go through in slices of this many rows.
+LITE_MAX_BATCH = 256
 
 
 def lite_path(checkpoints: Path, name: str, constants: dict[str, Any] | None = None) -> Path:
@@ -66,6 +70,8 @@ class LiteModel:
             raise ModelError(f"model input must be (n, {', '.join(map(str, self.input_shape))}), got {x.shape}")
         if len(x) == 0:
             return np.zeros((0, int(self._output["shape"][-1])), dtype=np.float32)
+        if len(x) > LITE_MAX_BATCH:
+            return np.concatenate([self(x[i:i + LITE_MAX_BATCH]) for i in range(0, len(x), LITE_MAX_BATCH)])
         with self._lock:
             if len(x) != self._batch:
                 self._interpreter.resize_tensor_input(self._input["index"], [len(x), *self.input_shape])
@@ -98,7 +104,8 @@ class FaceWorker:
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_face_worker_main, daemon=True, name="emoscore-faces",
-                                        args=(child, checkpoints, frame_rate, max_width, scene_threshold))
+                                        args=(child, checkpoints, frame_rate, max_width, scene_threshold,
+                                              self._conn, os.getpid()))
         # A stop signal during fork() would hit the at-fork hooks; held back, it arrives right after.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
@@ -138,7 +145,13 @@ class FaceWorker:
         self._conn.close()
 
 
-def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width: int, threshold: float) -> None:
+def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width: int, threshold: float,
+                      parent_end: Any = None, parent_pid: int | None = None) -> None:
+    """The child's loop. parent_end: the caller's end of the pipe, inherited by the fork and closed here at
+    once, so the caller's death closes the pipe (EOF) even before the death signal is armed; parent_pid: the
+    caller, checked after arming it (a caller that died in between left this child orphaned: it ends)."""
+    if parent_end is not None:
+        parent_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; this child ends with it
     for signum in (signal.SIGTERM, signal.SIGHUP):  # not the caller's clean-up handlers, inherited by the fork
         signal.signal(signum, signal.SIG_DFL)
@@ -147,6 +160,8 @@ def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:  # the caller died before the signal was armed
+        return
     model: Any
     try:
         from emoscore.face import FaceEmotionModel

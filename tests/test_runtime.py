@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +31,17 @@ def test_lite_model_takes_any_batch_and_checks_the_shape() -> None:
     assert model(x[:0]).shape == (0, 8)
     with pytest.raises(ModelError, match="model input"):
         model(x[:, :10])
+
+
+def test_lite_model_runs_long_inputs_in_slices_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoscore import runtime
+
+    model = LiteModel(PACKAGE_CHECKPOINTS / "visual.tflite")
+    x = np.random.default_rng(1).normal(size=(23, *model.input_shape)).astype(np.float32)
+    whole = model(x)
+    monkeypatch.setattr(runtime, "LITE_MAX_BATCH", 5)  # 5 + 5 + 5 + 5 + 3 rows
+    np.testing.assert_allclose(model(x), whole, atol=1e-6)
+    assert model._batch <= 5  # the arena never grew to the whole input
 
 
 def _copy_face_model(folder: Path) -> None:
@@ -238,3 +250,38 @@ def test_lean_audio_reader_gives_read_audio_s_samples(clip_b: Path, tmp_path: Pa
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(MediaToolError, match="decode audio"):
         media.read_audio_lean(tmp_path / "bad.mp4")
+
+
+def _start_face_child(folder: Path, parent_pid: int) -> tuple[Any, Any]:
+    """(the face worker's main in a forked child, as FaceWorker starts it; the caller's end of its pipe)."""
+    import multiprocessing
+
+    from emoscore.runtime import _face_worker_main
+
+    context = multiprocessing.get_context("fork")
+    mine, child = context.Pipe()
+    process = context.Process(target=_face_worker_main, daemon=True,
+                              args=(child, folder, 4.0, 640, 0.5, mine, parent_pid))
+    process.start()
+    child.close()
+    return process, mine
+
+
+def test_face_child_ends_when_the_caller_s_pipe_end_closes(tmp_path: Path) -> None:
+    import os
+
+    process, mine = _start_face_child(tmp_path, os.getpid())
+    mine.close()  # what the caller's death does; the child must not hold its own copy of this end
+    process.join(timeout=20)
+    assert process.exitcode == 0
+
+
+def test_face_child_orphaned_before_its_death_signal_ends_at_once(tmp_path: Path) -> None:
+    import os
+
+    process, mine = _start_face_child(tmp_path, os.getpid() + 10**6)  # "its caller is gone": another parent
+    try:
+        process.join(timeout=20)
+        assert process.exitcode == 0  # it did not wait for a request on the still-open pipe
+    finally:
+        mine.close()
