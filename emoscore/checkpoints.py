@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ from emoscore.fileio import sha256_file, write_json_atomic
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 PACKAGE_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+# sha256 of checkpoint files already hashed by this process, keyed by what os.stat says about them: a run
+# verifies each model 2-3 times (fail-fast check, load, run record), ~28 MB of hashing each time.
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+# A file modified less than this long ago is always hashed again (and not cached): file times are coarse
+# (a few ms), so a rewrite right after a first hash could keep the same size and mtime (git's "racy" case).
+HASH_CACHE_MIN_AGE_NS = 2_000_000_000
 
 
 def default_checkpoint_dir() -> Path:
@@ -87,7 +94,7 @@ def resolve_model(folder: Path, name: str, constants: dict[str, Any] | None = No
         path = folder / spec["path"]
         if not path.exists():
             raise ModelError(f"checkpoint file missing: {path}")
-        actual = sha256_file(path)
+        actual = cached_sha256(path)
         if actual != spec["sha256"]:
             raise ChecksumError(f"checkpoint {path} fails its sha256 check (manifest {spec['sha256'][:12]}…, "
                                 f"file {actual[:12]}…): it was changed or corrupted; retrain or restore it")
@@ -97,6 +104,22 @@ def resolve_model(folder: Path, name: str, constants: dict[str, Any] | None = No
         if recorded != value:
             raise ModelError(f"model '{name}' was trained with {key}={recorded!r}, this emoscore uses {value!r}")
     return paths
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256_file(path), computed once per process for a file whose (path, size, mtime_ns, inode) has not
+    changed since; files modified within the last HASH_CACHE_MIN_AGE_NS are hashed every time."""
+    before = os.stat(path)
+    key = (str(Path(path).resolve()), before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev)
+    if key in _HASHES:
+        return _HASHES[key]
+    digest = sha256_file(path)
+    after = os.stat(path)
+    settled = time.time_ns() - after.st_mtime_ns > HASH_CACHE_MIN_AGE_NS
+    if settled and (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns,
+                                                                        before.st_ino):
+        _HASHES[key] = digest
+    return digest
 
 
 def model_entry(folder: Path, name: str) -> dict[str, Any]:

@@ -58,6 +58,35 @@ def test_a_changed_exported_file_fails_its_sha256(tmp_path: Path) -> None:
         load_lite(tmp_path, "visual")
 
 
+def test_each_checkpoint_is_hashed_once_per_process_until_it_changes(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from emoscore import checkpoints
+    from emoscore.fileio import sha256_file
+
+    hashed: list[str] = []
+    monkeypatch.setattr(checkpoints, "sha256_file", lambda path: hashed.append(Path(path).name) or sha256_file(path))
+    _copy_face_model(tmp_path)
+    lite = tmp_path / "visual.tflite"
+    lite_path(tmp_path, "visual")
+    lite_path(tmp_path, "visual")
+    assert hashed.count("visual.tflite") == 2  # just written: never taken from the cache
+    old = lite.stat().st_mtime_ns - 10 * checkpoints.HASH_CACHE_MIN_AGE_NS
+    for name in ("visual.keras", "visual.tflite"):
+        os.utime(tmp_path / name, ns=(old, old))
+    hashed.clear()
+    for _ in range(3):
+        lite_path(tmp_path, "visual")
+    assert hashed == ["visual.keras", "visual.tflite"]  # once each, then from the cache
+    data = bytearray(lite.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    lite.write_bytes(bytes(data))
+    os.utime(lite, ns=(old + 1, old + 1))  # same size, another (old) mtime: hashed again, and caught
+    with pytest.raises(ChecksumError, match="visual.tflite"):
+        lite_path(tmp_path, "visual")
+
+
 def test_a_model_never_exported_asks_for_emoscore_export(tmp_path: Path) -> None:
     _copy_face_model(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
