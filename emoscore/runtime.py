@@ -27,6 +27,9 @@ LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on 
 # Rows per interpreter call: the interpreter's tensor arena grows with the batch (a 10 min video's 2400 faces
 # in one call took ~440 MB and kept it), so longer inputs go through in slices of this many rows.
 LITE_MAX_BATCH = 256
+# Frames per FaceEmotionModel.analyse_frames call in the face worker: the model's landmark features of all
+# faces of a call are built at once (~0.1 MB per face), so a long video goes through in runs of this many frames.
+FACE_FRAMES_PER_CALL = 256
 
 
 def lite_path(checkpoints: Path, name: str, constants: dict[str, Any] | None = None) -> Path:
@@ -196,5 +199,22 @@ def _analyse_faces(model: Any, info: Any, frame_rate: float, max_width: int, thr
             scenes.update(t, frame)
             yield t, frame
 
-    faces = model.analyse_frames(frames())
-    return faces, scenes.cuts
+    return _analyse_in_runs(model, frames()), scenes.cuts
+
+
+def _analyse_in_runs(model: Any, frames: Any) -> Any:
+    """model.analyse_frames of the whole (time, frame) stream, FACE_FRAMES_PER_CALL frames per call (each
+    face's result depends on that face alone, so the result is the same); face.FrameProbs."""
+    import itertools
+
+    parts: list[Any] = []
+    while True:
+        part = model.analyse_frames(itertools.islice(frames, FACE_FRAMES_PER_CALL))
+        if len(part.times) or not parts:
+            parts.append(part)
+        if len(part.times) < FACE_FRAMES_PER_CALL:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    return type(parts[0])(**{name: np.concatenate([getattr(p, name) for p in parts])
+                             for name in ("times", "probs", "present", "landmarks")})

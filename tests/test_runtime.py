@@ -248,6 +248,27 @@ def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path
         broken.close()
 
 
+@pytest.mark.parametrize("per_call", [7, 1000])
+def test_face_worker_analyses_a_long_video_in_runs_of_frames(clip_b: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             per_call: int) -> None:
+    from emoscore import runtime
+    from emoscore.face import FaceEmotionModel
+    from emoscore.media import iter_frames, probe
+
+    info = probe(clip_b)
+    model = FaceEmotionModel(PACKAGE_CHECKPOINTS)
+    want = model.analyse_frames(iter_frames(info, 4.0, 640))
+    monkeypatch.setattr(runtime, "FACE_FRAMES_PER_CALL", per_call)
+    calls: list[int] = []
+    analyse = model.analyse_frames
+    monkeypatch.setattr(model, "analyse_frames", lambda frames: calls.append(1) or analyse(frames))
+    got = runtime._analyse_in_runs(model, iter_frames(info, 4.0, 640))
+    assert len(calls) == len(want.times) // per_call + 1
+    for name in ("times", "present", "landmarks"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    np.testing.assert_allclose(got.probs, want.probs, atol=1e-6)
+
+
 def test_block_wise_mixing_equals_one_block(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
     from emoscore import mixing
 
