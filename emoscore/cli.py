@@ -692,10 +692,11 @@ def compose(
         check_writable(path, overwrite)
     music = load_config(config).music
     from emoscore.music.compose import compose_piece
+    from emoscore.music.midifile import write_midi
 
     midi = compose_piece(quadrant, seconds, music, checkpoint_dir(checkpoints), seed, valence, arousal, tempo, key)
     with atomic_path(output, overwrite) as tmp:
-        midi.write(str(tmp))
+        write_midi(midi, tmp)
     typer.echo(f"wrote {output}")
     if wav is not None:
         from emoscore.constants import OUTPUT_SAMPLE_RATE

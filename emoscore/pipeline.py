@@ -346,6 +346,7 @@ class Scorer:
         from emoscore.loudness import StreamMeter
         from emoscore.mixing import mix_blocks
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
+        from emoscore.music.midifile import write_midi
         from emoscore.music.render import render_to_files
 
         cfg = self.options.config
@@ -353,7 +354,7 @@ class Scorer:
         with watch.stage("compose"):
             midi = compose_soundtrack(specs, info.duration, cfg.music, self.options.checkpoints,
                                       seed=seed, log=self.log)
-            midi.write(str(stem_path(staged, ".music.mid")))
+            write_midi(midi, stem_path(staged, ".music.mid"))
         music_raw = staged.with_name(staged.name + ".music.s16")
         with watch.stage("render"):
             n = render_to_files(midi, info.duration, stem_path(staged, ".music.wav"), music_raw,
