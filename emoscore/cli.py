@@ -153,12 +153,22 @@ def info(checkpoints: CheckpointsOpt = None) -> None:
         if "quadrant_accuracy" in headline:
             headline = {k: headline[k] for k in ("n", "accuracy", "quadrant_accuracy", "quadrant_balanced_accuracy")
                         if k in headline}
+        elif "accuracy_4q" in headline:
+            headline = {k: headline[k] for k in ("n", "accuracy_4q", "arousal_accuracy", "valence_accuracy")
+                        if k in headline}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in list(headline.items())[:4])
-        recall = metrics.get("quadrant_recall") or quadrant_recall(metrics.get("quadrant_confusion"))
+        recall = (metrics.get("quadrant_recall") or quadrant_recall(metrics.get("quadrant_confusion"))
+                  or judge_recall(metrics))
         if isinstance(recall, dict):
             shown += ", recall " + " ".join(f"{q}={'-' if r is None else f'{r:.2f}'}" for q, r in recall.items())
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
+
+
+def judge_recall(metrics: dict[str, Any]) -> dict[str, float] | None:
+    """Q1..Q4 recall of a music judge, recorded as recall_Q1..recall_Q4."""
+    recall = {q: metrics[f"recall_{q}"] for q in ("Q1", "Q2", "Q3", "Q4") if f"recall_{q}" in metrics}
+    return recall if len(recall) == 4 else None
 
 
 def quadrant_recall(matrix: Any) -> dict[str, float] | None:

@@ -173,9 +173,14 @@ def test_info_shows_quadrant_accuracy_and_recall_of_each_model(tmp_path: Path) -
                                                                                       [0, 0, 0, 0], [0, 0, 1, 0]]}
     record_model(tmp_path, "visual", "face-landmark-cnn", {"model": "a.keras"}, constants={}, data="d",
                  command="c", metrics=old)
+    judge = {"n": 86, "accuracy_4q": 0.6, "recall_Q1": 0.7, "recall_Q2": 0.6, "recall_Q3": 0.35, "recall_Q4": 0.75,
+             "arousal_accuracy": 0.9, "classifier": "lr"}
+    record_model(tmp_path, "music_judge", "music-judge", {"model": "a.keras"}, constants={}, data="d",
+                 command="c", metrics=judge)
     result = CliRunner().invoke(app, ["info", "--checkpoints", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    audio, visual = (next(line for line in result.output.splitlines() if line.startswith(n))
-                     for n in ("audio", "visual"))
+    audio, visual, music = (next(line for line in result.output.splitlines() if line.startswith(n))
+                            for n in ("audio", "visual", "music_judge"))
+    assert "accuracy_4q=0.600" in music and "recall Q1=0.70 Q2=0.60 Q3=0.35 Q4=0.75" in music
     assert "quadrant_accuracy=0.750" in audio and "recall Q1=0.50 Q2=1.00 Q3=1.00 Q4=0.00" in audio
     assert "recall Q1=0.50 Q2=1.00 Q3=0.00 Q4=0.00" in visual  # from the recorded confusion matrix
