@@ -43,7 +43,8 @@ lint: setup
 bench: setup
 	$(BIN)/python -m emoscore.bench
 
-train: train-audio train-visual train-music
+# The audio judge comes after the LSTMs: it also judges the pieces they compose.
+train: train-audio train-visual train-music train-music-judge
 	$(MAKE) export
 
 # The light inference files (.tflite, .npz) `score` runs; converts only models retrained since their last export.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,11 +137,30 @@ def _from_json(text: str, name: str) -> EditedTimeline:
     if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
         raise InputError(f"{name} has no 'segments' list; not an emoscore timeline")
     drafts = tuple(_draft_from_record(i, record) for i, record in enumerate(data["segments"], start=1))
-    windows = tuple(data.get("windows") or ())
-    cuts = tuple(float(c) for c in data.get("scene_cuts") or ())
+    windows = _checked_windows(data.get("windows") or (), name)
+    cuts = tuple(_number(c, f"{name}: scene cut {i}") for i, c in enumerate(data.get("scene_cuts") or (), start=1))
     meta = data.get("meta")
     made_for = meta.get("input") if isinstance(meta, dict) and isinstance(meta.get("input"), str) else None
     return EditedTimeline(drafts, f"timeline JSON {name}", windows, cuts, made_for=made_for)
+
+
+def _number(value: Any, where: str) -> float:
+    """A finite number from an edited JSON field, else a one-line InputError naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _checked_windows(raw: Any, name: str) -> tuple[dict[str, Any], ...]:
+    """The analysis windows of an edited JSON; each needs numeric start, end and emotion probabilities."""
+    if not isinstance(raw, list | tuple):
+        raise InputError(f"{name}: 'windows' must be a list")
+    for i, window in enumerate(raw, start=1):
+        if not isinstance(window, dict):
+            raise InputError(f"{name}: window {i} must be an object, got {window!r}")
+        for key in ("start", "end", *EMOTIONS):
+            _number(window.get(key), f"{name}: window {i} {key}")
+    return tuple(raw)
 
 
 def _draft_from_record(i: int, record: Any) -> Draft:

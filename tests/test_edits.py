@@ -151,6 +151,9 @@ def test_timeline_csv_of_segments(tmp_path: Path) -> None:
     ("{not json", "not valid JSON"),
     ('{"windows": []}', "no 'segments' list"),
     ('{"segments": [{"start": 0, "end": "x", "quadrant": "Q1"}]}', "segment 1"),
+    ('{"segments": [], "scene_cuts": [1.0, "soon"]}', "scene cut 2: expected a number"),
+    ('{"segments": [], "windows": [{"start": "0", "end": 3}]}', "window 1 start: expected a number"),
+    ('{"segments": [], "windows": [{"start": 0, "end": 3, "neutral": 0.5}]}', "window 1 calm"),
 ])
 def test_bad_timeline_files(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "t.json"

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -198,7 +199,9 @@ def train_music_models(options: MusicTrainOptions, log: Log = print) -> dict[str
         record_all(options, pieces, lstm, judge, generated)
     result = {"lstm": lstm, "judge": judge, "generated": generated,
               "train_seconds": round(time.monotonic() - started, 1)}
-    write_json_atomic(options.out / "music_metrics.json", result)
+    path = options.out / "music_metrics.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}  # keeps what `train music-judge` wrote
+    write_json_atomic(path, {**previous, **result})
     return result
 
 
@@ -261,7 +264,6 @@ def record_judges(options: JudgeTrainOptions, midi_judge: dict[str, Any], audio:
 def train_music_judges(options: JudgeTrainOptions, log: Log = print) -> dict[str, Any]:
     """Train the MIDI and audio judges (the LSTMs stay as they are), measure EMOPIA's properties, judge
     composed pieces; record both judges and update music_metrics.json. Returns those metrics."""
-    import json
 
     from emoscore.config import load_config
     from emoscore.fileio import write_json_atomic
