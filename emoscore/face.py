@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,62 +255,7 @@ class FaceEmotionModel:
                           landmarks=landmarks)
 
 
-# --- measurements ------------------------------------------------------------------------------------------
+# --- landmark regions (the measurements of visual_train and data/visual_sources report by region) ---------
 
 REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
            "mouth": range(48, 68)}
-
-
-def landmark_gap(reference: np.ndarray, other: np.ndarray, features: str = FACE_FEATURES,
-                 points: str = FACE_POINTS) -> dict[str, Any]:
-    """How far normalised faces `other` (m, 68, 2) sit from `reference` (n, 68, 2), in IOD units and z-scores.
-
-    point shift: distance between the two mean shapes per landmark (all 68, by region); z shift: |mean
-    difference| of each model feature (kept points only) over the reference's standard deviation, overall
-    and by the region of the landmark it belongs to; std ratio: spread of `other` over `reference`'s.
-    """
-    shift = np.linalg.norm(reference.mean(axis=0) - other.mean(axis=0), axis=-1)
-    ref_f = landmark_features(reference, features, points)
-    ref = ref_f.reshape(len(reference), -1)
-    oth = landmark_features(other, features, points).reshape(len(other), -1)
-    owner = np.repeat(np.array(point_set(points)), ref_f.shape[-1])  # the landmark of each flat feature
-    std = ref.std(axis=0)
-    ok = std > 1e-6
-    z = np.abs(oth.mean(axis=0) - ref.mean(axis=0))[ok] / std[ok]
-    z_owner = owner[ok]
-    return {"n_reference": int(len(reference)), "n_other": int(len(other)),
-            "mean_point_shift_iod": round(float(shift.mean()), 4),
-            "max_point_shift_iod": round(float(shift.max()), 4),
-            "point_shift_by_region_iod": {name: round(float(shift[list(points)].mean()), 4)
-                                          for name, points in REGIONS.items()},
-            "feature_z_shift_mean": round(float(z.mean()), 3),
-            "feature_z_shift_median": round(float(np.median(z)), 3),
-            "feature_z_shift_max": round(float(z.max()), 3),
-            "feature_z_shift_by_region": {name: round(float(z[np.isin(z_owner, list(region))].mean()), 3)
-                                          for name, region in REGIONS.items() if np.isin(z_owner, list(region)).any()},
-            "feature_std_ratio_mean": round(float((oth.std(axis=0)[ok] / std[ok]).mean()), 3)}
-
-
-def dlib_landmarks_of(videos: Sequence[Path], frame_rate: float = 4.0, max_width: int = 640) -> np.ndarray:
-    """dlib landmarks (n, 68, 2) of every sampled frame with a face in `videos`."""
-    from emoscore.media import iter_frames, probe
-
-    landmarker = FaceLandmarker()
-    found = [p for video in videos for _, frame in iter_frames(probe(video), frame_rate, max_width)
-             if (p := landmarker.detect(frame)) is not None]
-    return np.array(found, dtype=np.float32).reshape(-1, N_LANDMARKS, 2)
-
-
-def frame_cost(model: FaceEmotionModel, frames: list[tuple[float, np.ndarray]]) -> dict[str, float]:
-    """Milliseconds per frame of detection + landmarks, of the model call, and in total, on `frames`."""
-    if not frames:
-        raise InputError("frame_cost needs at least one frame")
-    started = time.perf_counter()
-    points = [p for _, f in frames if (p := model.landmarker.detect(f)) is not None]
-    detected = time.perf_counter()
-    if points:
-        model.predict(np.stack(points))
-    done = time.perf_counter()
-    n = len(frames)
-    return {"frames": float(n), "faces": float(len(points)), "detect_ms": 1000 * (detected - started) / n,
-            "model_ms": 1000 * (done - detected) / n, "total_ms": 1000 * (done - started) / n}

@@ -336,14 +336,6 @@ def timeline_to_json(timeline: Timeline, meta: dict[str, Any]) -> dict[str, Any]
             "windows": _window_rows(timeline)}
 
 
-def segments_from_json(data: dict[str, Any]) -> list[Segment]:
-    """The segments of a dict written by timeline_to_json."""
-    try:
-        return [Segment(**s) for s in data["segments"]]
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"not an emoscore timeline: {exc}") from None
-
-
 def timeline_to_csv(timeline: Timeline) -> str:
     """One row per window with header CSV_HEADER; booleans as 0/1."""
     out = io.StringIO()

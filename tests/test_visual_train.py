@@ -1,5 +1,5 @@
-"""Visual model training: the OpenFace CSV reader, the video reader, augmentation, the gap measure, and a
-toy training run whose checkpoint loads back (also through the CLI)."""
+"""Visual model training: the OpenFace CSV reader, augmentation, and a toy training run whose checkpoint loads
+back (also through the CLI)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emoscore.constants import LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
-from emoscore.data.landmarks import load_videos, pick_frames, read_landmark_csv
+from emoscore.data.landmarks import pick_frames, read_landmark_csv
 from emoscore.errors import DataError
-from emoscore.face import landmark_gap
 from emoscore.visual_cv import grouped_cv
 from emoscore.visual_train import (
     TRACKER_NOISE_IOD,
@@ -103,38 +102,6 @@ def test_tracker_noise_moves_each_region_as_a_block() -> None:
     np.testing.assert_allclose(nose, nose[:, :1].repeat(9, axis=1), atol=1e-5)
     assert jaw[:, 0].std() == pytest.approx(TRACKER_NOISE_IOD["jaw"], rel=0.15)
     np.testing.assert_allclose(extra[:, 36:48], 0, atol=1e-6)  # eyes: no offset
-
-
-def test_gap_of_a_set_with_itself_is_zero() -> None:
-    from emoscore.face import normalise_landmarks
-
-    rng = np.random.default_rng(0)
-    faces = normalise_landmarks(np.stack([synthetic_face(rng, e % 8) for e in range(16)]))
-    gap = landmark_gap(faces, faces)
-    assert gap["mean_point_shift_iod"] == 0 and gap["feature_z_shift_max"] == 0
-    assert set(gap["feature_z_shift_by_region"]) <= {"jaw", "brows", "nose", "eyes", "mouth"}
-
-
-def test_gap_without_the_jaw_ignores_a_jaw_shift() -> None:
-    from emoscore.face import normalise_landmarks
-
-    rng = np.random.default_rng(0)
-    faces = normalise_landmarks(np.stack([synthetic_face(rng, e % 8) for e in range(16)]))
-    moved = faces.copy()
-    moved[:, :17, 1] += 2.0  # several standard deviations of these random faces
-    assert landmark_gap(faces, moved, points="all")["feature_z_shift_max"] > 1
-    gap = landmark_gap(faces, moved, points="no-jaw")
-    assert gap["feature_z_shift_max"] == 0 and "jaw" not in gap["feature_z_shift_by_region"]
-    assert gap["point_shift_by_region_iod"]["jaw"] == pytest.approx(2.0, abs=1e-3)
-
-
-def test_video_reader_landmarks_a_ravdess_named_clip(tmp_path: Path) -> None:
-    actor = tmp_path / "Actor_01"
-    actor.mkdir()
-    (actor / "01-01-03-02-01-01-01.mp4").symlink_to((DATA / "talking-head-b.mp4").resolve())
-    data = load_videos(tmp_path, frames_per_clip=2, workers=1)
-    assert data.points.shape == (2, N_LANDMARKS, 2)
-    assert data.labels.tolist() == [2, 2] and data.actors.tolist() == [1, 1]  # 03 = happy
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,10 @@
-"""RAVDESS facial landmarks: the official OpenFace CSVs (columns selected by name) and RAVDESS videos
-landmarked with dlib. Both read into a LandmarkSet of (n, 68, 2) pixel points with labels and actors."""
+"""RAVDESS facial landmarks: the official OpenFace CSVs (columns selected by name), read into a LandmarkSet of
+(n, 68, 2) pixel points with labels and actors. RAVDESS videos are landmarked by data/ravdess_clips.py."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,15 +13,11 @@ import numpy as np
 from emoscore.constants import N_LANDMARKS
 from emoscore.data import ravdess
 from emoscore.errors import DataError
-from emoscore.face import FaceLandmarker
 
 Log = Callable[[str], None]
 
 CSV_SUFFIXES = (".csv",)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 MIN_CONFIDENCE = 0.8  # OpenFace tracking confidence below which a frame is dropped
-VIDEO_FRAME_RATE = 2.0  # frames per second sampled from a RAVDESS video
-VIDEO_SKIP_SECONDS = 1.0  # RAVDESS clips open on a still face before the actor speaks
 
 
 @dataclass(frozen=True)
@@ -113,39 +107,3 @@ def load_landmark_csvs(root: Path, frames_per_clip: int = 1, log: Log = lambda _
     items = [i for i in ravdess.scan(root, CSV_SUFFIXES) if i.vocal_channel == 1]
     groups = [(item, read_landmark_csv(item.path, frames_per_clip)) for item in items]
     return _stack(groups, f"OpenFace landmark CSVs ({Path(root).name})", log)
-
-
-def video_landmarks(path: Path, frames_per_clip: int = 1, frame_rate: float = VIDEO_FRAME_RATE,
-                    max_width: int = 640) -> np.ndarray:
-    """dlib landmarks (k, 68, 2) of up to `frames_per_clip` frames sampled after the first second."""
-    from emoscore.media import iter_frames, probe
-
-    landmarker = FaceLandmarker()
-    found = [p for t, frame in iter_frames(probe(path), frame_rate, max_width)
-             if t >= VIDEO_SKIP_SECONDS and (p := landmarker.detect(frame)) is not None]
-    points = np.array(found, dtype=np.float32).reshape(-1, N_LANDMARKS, 2)
-    return points[pick_frames(len(points), frames_per_clip)]
-
-
-def _video_job(args: tuple[Path, int]) -> np.ndarray:
-    return video_landmarks(*args)
-
-
-def load_videos(root: Path, frames_per_clip: int = 1, workers: int = 2,
-                log: Log = lambda _: None) -> LandmarkSet:
-    """Every speech clip's dlib landmarks from a folder of RAVDESS videos (01-01-... or 02-01-...)."""
-    items = [i for i in ravdess.scan(root, VIDEO_SUFFIXES) if i.vocal_channel == 1 and i.modality in (1, 2)]
-    if not items:
-        raise DataError(f"no RAVDESS speech videos (01-01-* or 02-01-*) under {root}")
-    groups = []
-    step = max(len(items) // 10, 1)
-    jobs = [(item.path, frames_per_clip) for item in items]
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.map(_video_job, jobs, chunksize=4) if pool is not None else map(_video_job, jobs)
-        for i, points in enumerate(results):
-            groups.append((items[i], points))
-            if (i + 1) % step == 0 or i + 1 == len(items):
-                log(f"  landmarked {i + 1}/{len(items)} videos")
-    return _stack(groups, f"RAVDESS videos ({Path(root).name}) landmarked with dlib", log)
-
-

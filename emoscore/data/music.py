@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +133,3 @@ def scan_vgmidi(root: Path) -> list[MusicItem]:
         raise DataError(f"no rows in {table}")
     return items
 
-
-def by_split(items: Sequence[MusicItem], split: str) -> list[MusicItem]:
-    return [i for i in items if i.split == split]

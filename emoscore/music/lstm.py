@@ -115,12 +115,6 @@ def fit(model: Any, train: np.ndarray, val: np.ndarray, options: LstmOptions, se
     return float(min(history.history["val_loss"]))
 
 
-def evaluate_loss(model: Any, windows: np.ndarray, batch_size: int = 128) -> float:
-    x, y = split_xy(windows)
-    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    return float(result["loss"])
-
-
 def lstm_weights(model: Any) -> dict[str, Any]:
     """The arrays a sampler needs: embeddings, per-layer (kernel, recurrent, bias), per-head (W, b)."""
     names = {layer.name: layer for layer in model.layers}
