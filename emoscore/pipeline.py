@@ -343,7 +343,9 @@ class Scorer:
         .music.wav stem and a raw copy in the staging folder, the mix (and mastering) read those files a block
         at a time and write .mix.wav block by block while measuring it, so memory does not grow with the length.
         """
-        from emoscore.loudness import StreamMeter
+        from concurrent.futures import ThreadPoolExecutor
+
+        from emoscore.loudness import measure_blocks
         from emoscore.mixing import mix_blocks
         from emoscore.music.compose import SegmentSpec, compose_soundtrack
         from emoscore.music.midifile import write_midi
@@ -370,14 +372,16 @@ class Scorer:
             if self.options.loudness_lufs is not None:
                 mixed = self._mastered(mixed, n, staged.with_name(staged.name + ".premaster.f32"), watch)
             total = int(round(info.duration * OUTPUT_SAMPLE_RATE))  # as long as the input (n is, as rendered)
-            meter = StreamMeter(total, OUTPUT_SAMPLE_RATE)
-            with media.WavWriter(stem_path(staged, ".mix.wav"), OUTPUT_SAMPLE_RATE) as wav:
+            mix_raw = staged.with_name(staged.name + ".mix.f32")  # the float mix, measured while ffmpeg muxes
+            with media.WavWriter(stem_path(staged, ".mix.wav"), OUTPUT_SAMPLE_RATE) as wav, open(mix_raw, "wb") as f:
                 for block in media.fit_blocks(mixed, total):
                     wav.write(block)
-                    meter.feed(block)
+                    np.asarray(block, dtype="<f4").tofile(f)
             music_raw.unlink()
-            self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
-            return meter.result().to_dict()
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                report = pool.submit(lambda: measure_blocks(media.raw_blocks(mix_raw, 2), total, OUTPUT_SAMPLE_RATE))
+                self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
+                return report.result().to_dict()
 
     def _mastered(self, mixed: Iterator[np.ndarray], n: int, raw: Path, watch: Stopwatch) -> Iterator[np.ndarray]:
         """--loudness: the mix (kept in a raw float32 file) normalised block by block (loudness.normalise)."""
