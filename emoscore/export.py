@@ -89,14 +89,12 @@ def check_close(want: np.ndarray, got: np.ndarray, what: str) -> None:
 def export_model(folder: Path, name: str, log: Log = lambda _: None, force: bool = False) -> bool:
     """Export model `name` of `folder`'s manifest and record its lite file; False when already current
     (or a kind with nothing to export, like the sklearn judge)."""
-    from emoscore.checkpoints import MANIFEST_NAME, load_manifest
+    from emoscore.checkpoints import MANIFEST_NAME, load_manifest, model_entry
     from emoscore.fileio import sha256_file, write_json_atomic
     from emoscore.tf_util import load_keras
 
     folder = Path(folder)
-    entry = load_manifest(folder)["models"].get(name)
-    if entry is None:
-        raise ModelError(f"no model '{name}' in {folder / MANIFEST_NAME}")
+    entry = model_entry(folder, name)
     kind = entry.get("kind")
     if kind not in CNN_KINDS + LSTM_KINDS or (not force and is_current(folder, entry)):
         return False

@@ -79,7 +79,7 @@ def codec(audio: np.ndarray, floor_db: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def normalise_loudness(audio: np.ndarray, target_db: float) -> np.ndarray:
+def level_speech(audio: np.ndarray, target_db: float) -> np.ndarray:
     """Scale so the RMS of the louder half of the 20 ms frames is `target_db` dBFS (speech, not pauses)."""
     frame = AUDIO_SAMPLE_RATE // 50
     n = len(audio) // frame
@@ -104,5 +104,5 @@ def channel(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         audio = codec(audio, float(rng.uniform(35, 60)))
     if rng.random() < 0.7:
-        audio = normalise_loudness(audio, float(rng.uniform(-26, -14)))
+        audio = level_speech(audio, float(rng.uniform(-26, -14)))
     return audio.astype(np.float32)

@@ -25,7 +25,7 @@ from emoscore.constants import (
     N_EMOTIONS,
 )
 from emoscore.data import ravdess
-from emoscore.data.ravdess import TEST_ACTORS, VAL_ACTORS
+from emoscore.data.ravdess import TEST_ACTORS, VAL_ACTORS, clip_key
 from emoscore.errors import DataError
 from emoscore.metrics import EMOTION_TO_QUADRANT, emotion_metrics, headline
 from emoscore.speech import MODEL_NAME, extract_features, feature_constants, fit_window, normalise_window
@@ -312,11 +312,6 @@ def cv_summary(y: np.ndarray, probs: dict[str, np.ndarray], folds: int) -> dict[
     """Headline metrics of out-of-fold predictions on clean and on channel-degraded speech."""
     return {"folds": folds, "n": int(len(y)),
             **{condition: headline(emotion_metrics(y, p)) for condition, p in probs.items()}}
-
-
-def clip_key(item: ravdess.RavdessItem) -> str:
-    """"EE-II-SS-RR-AA": the part of a RAVDESS name shared by a clip's audio, video and landmark files."""
-    return "-".join(item.path.stem.split("-")[2:])
 
 
 def out_of_fold_predictions(ravdess_root: Path, folds: int = 5, seed: int = 0,

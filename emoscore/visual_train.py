@@ -21,7 +21,8 @@ import numpy as np
 from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS, N_EMOTIONS
 from emoscore.data import ravdess
 from emoscore.data.faces_wild import load_photos
-from emoscore.data.landmarks import clip_key, load_landmark_csvs
+from emoscore.data.landmarks import load_landmark_csvs
+from emoscore.data.ravdess import clip_key
 from emoscore.data.ravdess_clips import ClipFaces, load_clips
 from emoscore.data.visual_sources import (
     GAP_SECONDS,

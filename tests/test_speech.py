@@ -127,7 +127,7 @@ def test_quiet_speech_is_voiced_and_a_pause_between_loud_speech_is_silent() -> N
 
 
 def test_channel_band_limits_and_keeps_the_length() -> None:
-    from emoscore.speech_augment import channel, equalise, normalise_loudness
+    from emoscore.speech_augment import channel, equalise, level_speech
 
     noise = np.random.default_rng(1).normal(0, 0.1, 32000).astype(np.float32)
     limited = equalise(noise, 300.0, 3000.0, np.zeros(7))
@@ -137,7 +137,7 @@ def test_channel_band_limits_and_keeps_the_length() -> None:
     assert np.median(spectrum[band]) == pytest.approx(1.0, abs=0.01)
     assert np.median(spectrum[freqs > 6000]) < 10 ** (-24 / 20)  # more than an octave above 3 kHz
     assert np.median(spectrum[(freqs > 50) & (freqs < 140)]) < 10 ** (-24 / 20)
-    level = normalise_loudness(noise, -20.0)
+    level = level_speech(noise, -20.0)
     assert 20 * np.log10(np.sqrt(np.mean(level**2))) == pytest.approx(-20.0, abs=1.0)
     for seed in range(5):
         out = channel(noise, np.random.default_rng(seed))

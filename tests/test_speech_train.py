@@ -13,7 +13,6 @@ from emoscore.data import ravdess
 from emoscore.speech import SpeechEmotionModel, window_starts
 from emoscore.speech_train import (
     AudioTrainOptions,
-    clip_key,
     cross_validate,
     evaluate_audio_model,
     load_speech_data,
@@ -59,6 +58,6 @@ def test_toy_training_run_writes_a_loadable_verified_model(tmp_path: Path) -> No
     data = load_speech_data(options, lines.append)
     cached = cross_validate(options, data, 2, lines.append)
     assert any("from" in line for line in lines) and not any("epoch" in line for line in lines)
-    assert cached["clean"].shape == (64, 8) and clip_key(data.items[0]) == "01-01-01-01-01"
+    assert cached["clean"].shape == (64, 8) and ravdess.clip_key(data.items[0]) == "01-01-01-01-01"
     folds = ravdess.actor_folds(data.actors.tolist(), 2, options.seed)
     assert sorted(a for f in folds for a in f) == [1, 2, 3, 4]

@@ -12,6 +12,7 @@ import numpy as np
 
 from emoscore.constants import N_LANDMARKS
 from emoscore.data import ravdess
+from emoscore.data.ravdess import clip_key
 from emoscore.errors import DataError
 
 Log = Callable[[str], None]
@@ -35,11 +36,6 @@ class LandmarkSet:
         keep = np.isin(self.actors, list(actors))
         keys = self.keys[keep] if len(self.keys) == len(self.labels) else self.keys[:0]
         return LandmarkSet(self.points[keep], self.labels[keep], self.actors[keep], self.source, keys)
-
-
-def clip_key(item: ravdess.RavdessItem) -> str:
-    """ "EE-II-SS-RR-AA" of a RAVDESS clip: the part of its name shared by its video, audio and landmarks."""
-    return "-".join(item.path.stem.split("-")[2:])
 
 
 def pick_frames(n: int, k: int) -> np.ndarray:

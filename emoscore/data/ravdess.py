@@ -78,6 +78,12 @@ def split_by_actor(items: Sequence[RavdessItem], test_actors: Sequence[int] = TE
     return train, val, test
 
 
+def clip_key(item: RavdessItem) -> str:
+    """"EE-II-SS-RR-AA": the part of a RAVDESS name shared by a clip's audio, video and landmark files
+    (emotion, intensity, statement, repetition, actor)."""
+    return "-".join(item.path.stem.split("-")[2:])
+
+
 def select_actors(items: Sequence[RavdessItem], actors: Sequence[int]) -> list[RavdessItem]:
     chosen = [i for i in items if i.actor in set(actors)]
     if not chosen:

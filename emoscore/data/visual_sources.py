@@ -16,7 +16,8 @@ import numpy as np
 
 from emoscore.constants import FACE_ALIGNMENT, N_EMOTIONS, N_LANDMARKS
 from emoscore.data.faces_wild import NEUTRAL_OR_CALM, PhotoFaces
-from emoscore.data.landmarks import LandmarkSet, clip_key
+from emoscore.data.landmarks import LandmarkSet
+from emoscore.data.ravdess import clip_key
 from emoscore.data.ravdess_clips import ClipFaces
 from emoscore.errors import DataError
 from emoscore.face import normalise_landmarks

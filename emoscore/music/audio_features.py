@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from emoscore.mixing import to_mono
 from emoscore.music.events import key_correlations
 
 FEATURE_SAMPLE_RATE = 22050  # Hz: enough for every feature below, half the cost of 44.1 kHz
@@ -34,12 +35,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_AUDIO_FEATURES = len(FEATURE_NAMES)  # 40
 FEATURE_VERSION = 1  # bump when a feature's definition changes: cached features are then recomputed
-
-
-def to_mono(audio: np.ndarray) -> np.ndarray:
-    """(n,) float32 from (n,) or (n, channels)."""
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio.mean(axis=1) if audio.ndim == 2 else audio
 
 
 def level_match(y: np.ndarray, target_db: float = REFERENCE_DB) -> np.ndarray:

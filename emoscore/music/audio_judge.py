@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from emoscore.constants import QUADRANTS
-from emoscore.errors import DataError, ModelError
+from emoscore.errors import DataError
 from emoscore.music.audio_features import (
     FEATURE_SAMPLE_RATE,
     N_AUDIO_FEATURES,
@@ -23,6 +23,7 @@ from emoscore.music.audio_features import (
     audio_features,
     cached_features,
 )
+from emoscore.music.judge import load_judge
 
 AUDIO_JUDGE_NAME = "music_audio_judge"
 AUDIO_JUDGE_FILE = "music_audio_judge.joblib"
@@ -93,15 +94,7 @@ class AudioJudge:
     """The installed audio judge: quadrant probabilities for rendered audio (mono or stereo, 22.05 kHz)."""
 
     def __init__(self, checkpoints: Path) -> None:
-        import joblib
-
-        from emoscore.checkpoints import resolve_model
-
-        path = resolve_model(checkpoints, AUDIO_JUDGE_NAME, constants=audio_judge_constants())["model"]
-        try:
-            self.model = joblib.load(path)
-        except Exception as exc:  # unpickling raises many types
-            raise ModelError(f"cannot load the audio judge {path}: {exc}") from None
+        self.model = load_judge(checkpoints, AUDIO_JUDGE_NAME, audio_judge_constants(), "audio judge")
 
     def predict_proba(self, audios: Sequence[np.ndarray]) -> np.ndarray:
         """(n, 4) quadrant probabilities of audio at FEATURE_SAMPLE_RATE."""

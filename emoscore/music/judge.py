@@ -126,19 +126,25 @@ def save_judge(model: Any, path: Path) -> None:
         joblib.dump(model, tmp, compress=3)
 
 
+def load_judge(checkpoints: Path, name: str, constants: dict[str, Any], what: str) -> Any:
+    """The fitted scikit-learn model `name` of `checkpoints`' manifest, its file and `constants` verified
+    (ModelError/ChecksumError); `what` ("music judge", "audio judge") names it in the error."""
+    import joblib
+
+    from emoscore.checkpoints import resolve_model
+
+    path = resolve_model(checkpoints, name, constants=constants)["model"]
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling raises many types
+        raise ModelError(f"cannot load the {what} {path}: {exc}") from None
+
+
 class MusicJudge:
     """The installed judge: quadrant probabilities for note arrays (seconds)."""
 
     def __init__(self, checkpoints: Path) -> None:
-        import joblib
-
-        from emoscore.checkpoints import resolve_model
-
-        path = resolve_model(checkpoints, JUDGE_NAME, constants=judge_constants())["model"]
-        try:
-            self.model = joblib.load(path)
-        except Exception as exc:  # unpickling raises many types
-            raise ModelError(f"cannot load the music judge {path}: {exc}") from None
+        self.model = load_judge(checkpoints, JUDGE_NAME, judge_constants(), "music judge")
 
     def predict_proba(self, pieces: Sequence[np.ndarray]) -> np.ndarray:
         """(n, 4) quadrant probabilities."""

@@ -14,13 +14,13 @@ import io
 from pathlib import Path
 from typing import Any
 
-PART_NAMES: tuple[str, ...] = ("melody", "pad", "bass")
-
 
 def part_of(track_name: str) -> str | None:
     """The part a track belongs to: 'pad Warm Pad' -> 'pad'; None for tracks of no part."""
+    from emoscore.music.compose import ROLES  # inside: midifile imports nothing of the composer at load
+
     head = track_name.split(" ", 1)[0].lower()
-    return head if head in PART_NAMES else None
+    return head if head in ROLES else None
 
 
 def _track_name(track: Any) -> str:
@@ -29,8 +29,10 @@ def _track_name(track: Any) -> str:
 
 def merge_part_tracks(smf: Any) -> Any:
     """A mido MidiFile with the tracks of each part merged into one track named after the part, in
-    PART_NAMES order after the tracks that belong to no part (the conductor track first)."""
+    compose.ROLES order after the tracks that belong to no part (the conductor track first)."""
     import mido
+
+    from emoscore.music.compose import ROLES
 
     groups: dict[str, list[Any]] = {}
     others = []
@@ -42,7 +44,7 @@ def merge_part_tracks(smf: Any) -> Any:
             groups.setdefault(part, []).append(track)
     merged = mido.MidiFile(type=1, ticks_per_beat=smf.ticks_per_beat)
     merged.tracks.extend(others)
-    for part in PART_NAMES:
+    for part in ROLES:
         if part not in groups:
             continue
         track = mido.merge_tracks(groups[part])
