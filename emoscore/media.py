@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,11 +179,14 @@ def read_audio_lean(path: Path, sample_rate: int = AUDIO_SAMPLE_RATE, channels: 
     args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", ff_path(path), "-map", "0:a:0", "-vn",
             "-af", "aresample=first_pts=0", "-ac", str(channels), "-ar", str(sample_rate), "-f", "f32le", "-"]
     buffer = bytearray()
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+    # stderr goes to a file, not a second pipe: ffmpeg blocked on a full stderr pipe would never end stdout
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors) as proc:
+        assert proc.stdout is not None
         while chunk := proc.stdout.read(1 << 20):
             buffer += chunk
-        err = proc.stderr.read()
+        proc.wait()
+        errors.seek(0)
+        err = errors.read()
     if proc.returncode != 0:
         msg = err.decode(errors="replace").strip().splitlines()
         raise MediaToolError(f"ffmpeg failed to decode audio from {path}: "

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from warnings import catch_warnings, filterwarnings
 
 import numpy as np
 
@@ -301,9 +300,7 @@ class Scorer:
             warnings.append("no audio stream: emotion from the faces alone, music only in the output")
             return absent(starts)
         speech = media.read_audio_lean(info.path, AUDIO_SAMPLE_RATE)
-        with catch_warnings():  # librosa warns on silent audio (no tuning estimate): not news to a user
-            filterwarnings("ignore", category=UserWarning, module="librosa")
-            return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
+        return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
 
     def _soundtracks(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch
                      ) -> dict[str, Any]:
@@ -315,13 +312,16 @@ class Scorer:
         from concurrent.futures import ThreadPoolExecutor
 
         report: dict[str, Any] = {"target_lufs": self.options.loudness_lufs}
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
             job = pool.submit(self._dialogue, info, staged.with_name(staged.name + ".dialogue.f32"))
             report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, job)
             report["variations"] = [
                 self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, job)
                 for k in range(1, self.options.variations + 1)]
             report["input"] = job.result()[1]
+        finally:  # on an error or Ctrl-C, clean-up starts at once instead of after the whole dialogue decode
+            pool.shutdown(wait=False, cancel_futures=True)
         return report
 
     def _dialogue(self, info: media.VideoInfo, raw: Path) -> tuple[Path | None, dict[str, float] | None]:

@@ -22,7 +22,7 @@ from emoscore.errors import ModelError
 
 LITE_ROLE = "lite"  # manifest file role of the exported inference file
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
 LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on the two cores instead
 # Rows per interpreter call: the interpreter's tensor arena grows with the batch (a 10 min video's 2400 faces
 # in one call took ~440 MB and kept it), so longer inputs go through in slices of this many rows.
@@ -156,7 +156,7 @@ def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width
     if parent_end is not None:
         parent_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; this child ends with it
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # not the caller's clean-up handlers, inherited by the fork
+    for signum in STOP_SIGNALS - {signal.SIGINT}:  # not the caller's clean-up handlers, inherited by the fork
         signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked around the fork
     with contextlib.suppress(OSError, AttributeError):  # Linux: SIGKILL this child when its caller dies
