@@ -11,8 +11,11 @@ P kept points ("distances"), or both.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +150,44 @@ def predictor_path() -> Path:
     raise ModelError(f"{PREDICTOR_FILE} not found in face-recognition-models at {folders}")
 
 
+def detector_cache_path() -> Path:
+    """Where the binary copy of dlib's frontal face detector is kept: <XDG cache>/emoscore/, per dlib version."""
+    import dlib
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "emoscore" / f"frontal_face_detector-dlib{dlib.__version__}.svm"
+
+
+def frontal_face_detector() -> Any:
+    """dlib's HOG frontal face detector. dlib builds it from a compressed text copy (~0.6 s, holding the GIL);
+    its binary copy (detector.save, the same numbers) loads in ~1 ms, so the first build is saved in the user's
+    cache folder and reused. An unreadable or unwritable cache only costs the build."""
+    import dlib
+
+    path = detector_cache_path()
+    try:
+        return dlib.fhog_object_detector(str(path))
+    except (RuntimeError, OSError):
+        pass
+    detector = dlib.get_frontal_face_detector()
+    with contextlib.suppress(OSError, RuntimeError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, part = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            detector.save(part)
+            os.replace(part, path)  # whole or not at all: a concurrent reader never sees half a file
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+    return detector
+
+
 @functools.cache
 def _dlib_models() -> tuple[Any, Any]:
     import dlib
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+    return frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
 
 
 class FaceLandmarker:
