@@ -221,7 +221,7 @@ class Scorer:
         from emoscore.music.compose import load_sampler
         from emoscore.music.events import parse_key
 
-        parse_key("C major")  # music21
+        parse_key("C major")
         for quadrant in QUADRANTS:
             load_sampler(self.options.checkpoints, quadrant)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from emoscore.errors import DataError, InputError
 from emoscore.music import events as ev
 
+ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "music"
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 
@@ -102,3 +105,34 @@ def test_piece_stats_and_repetition() -> None:
     assert stats["pc_entropy"] == pytest.approx(2.0)
     assert stats["repeated_4grams"] > 0.8
     assert ev.repeated_ngrams(np.arange(40.0)) == 0.0
+
+
+def test_key_names_and_profiles_without_music21_match_music21() -> None:
+    import itertools
+
+    import music21
+
+    from emoscore.errors import InputError
+    from emoscore.music.events import _key_profiles, parse_key
+
+    ks = music21.analysis.discrete.KrumhanslSchmuckler()
+    np.testing.assert_array_equal(_key_profiles(), [ks.getWeights("major"), ks.getWeights("minor")])
+    for letter, accidental, octave, mode in itertools.product("CDEFGABcdefgabHx", ["", "#", "##", "b", "bb", "#b",
+                                                                                  "~", "x"], ["", "4"],
+                                                              ["major", "minor"]):
+        tonic = letter + accidental.replace("b", "-") + octave
+        try:
+            want = int(music21.key.Key(tonic, mode).tonic.pitchClass)
+        except Exception:
+            with pytest.raises(InputError):
+                parse_key(f"{letter}{accidental}{octave} {mode}")
+            continue
+        assert parse_key(f"{letter}{accidental}{octave} {mode}").tonic == want, (tonic, mode)
+
+
+def test_composing_never_imports_music21(tmp_path: Path) -> None:
+    probe = ("import sys; from emoscore.music.events import parse_key, estimate_key; import numpy as np; "
+             "parse_key('F# minor'); estimate_key(np.array([[0.0, 1.0, 60.0, 90.0]])); "
+             "print('music21' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr

@@ -16,6 +16,7 @@ of that nominal tempo: 0.125 s. At generation, the grid is stretched to the requ
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,9 @@ class Key:
 
 
 def parse_key(text: str) -> Key:
-    """'D minor', 'F# major', 'Bb', 'c#m' -> Key (music21's key parser). Raises InputError."""
-    import music21
-
+    """'D minor', 'F# major', 'Bb', 'c#m' -> Key. Raises InputError. Reads tonic names as music21's key parser
+    does (a letter, then sharps or flats, optionally an octave number) without importing music21 (0.5-1.7 s on
+    every score run); tests/test_runtime.py checks it against music21."""
     words = text.strip().replace("-", " ").split()
     if not words:
         raise InputError("empty key; use e.g. 'D minor' or 'Bb major'")
@@ -99,11 +100,15 @@ def parse_key(text: str) -> Key:
     tonic = tonic[0] + tonic[1:].replace("b", "-")
     if mode not in ("major", "minor"):
         raise InputError(f"key mode must be major or minor, got {text!r}")
-    try:
-        key = music21.key.Key(tonic, mode)
-    except Exception:
-        raise InputError(f"not a key: {text!r}; use e.g. 'D minor' or 'Bb major'") from None
-    return Key(int(key.tonic.pitchClass), mode)
+    match = _TONIC.fullmatch(tonic)
+    if match is None:
+        raise InputError(f"not a key: {text!r}; use e.g. 'D minor' or 'Bb major'")
+    letter, accidentals = match.group(1).upper(), match.group(2)
+    return Key((_LETTER_PITCH[letter] + accidentals.count("#") - accidentals.count("-")) % 12, mode)
+
+
+_TONIC = re.compile(r"([A-Ga-g])(#*|-*)\d*")
+_LETTER_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 def pitch_class_histogram(notes: np.ndarray) -> np.ndarray:
@@ -125,16 +130,14 @@ def key_correlations(hist: np.ndarray) -> np.ndarray:
     return np.asarray((r @ h) / denom)
 
 
-_PROFILES: list[np.ndarray] = []
+# music21's Krumhansl-Schmuckler weights (KrumhanslSchmuckler().getWeights), here so that composing never imports
+# music21; tests/test_runtime.py checks them against music21.
+KS_PROFILES = ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+               (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17))
 
 
 def _key_profiles() -> np.ndarray:
-    if not _PROFILES:
-        from music21.analysis.discrete import KrumhanslSchmuckler
-
-        ks = KrumhanslSchmuckler()
-        _PROFILES.append(np.array([ks.getWeights("major"), ks.getWeights("minor")], dtype=np.float64))
-    return _PROFILES[0]
+    return np.array(KS_PROFILES, dtype=np.float64)
 
 
 def estimate_key(notes: np.ndarray) -> Key:
