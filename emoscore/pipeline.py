@@ -217,11 +217,11 @@ class Scorer:
         """The face worker process, forked on first call (before this process starts any thread): it loads
         dlib and the face model on the second core while this one probes, checks checksums and hears speech."""
         if self._faces is None:
-            from emoscore.runtime import FaceWorker
+            from emoscore.runtime import face_worker
 
             cfg = self.options.config
-            self._faces = FaceWorker(self.options.checkpoints, cfg.analysis.frame_rate,
-                                     cfg.analysis.max_face_width, cfg.smoothing.scene_threshold)
+            self._faces = face_worker(self.options.checkpoints, cfg.analysis.frame_rate,
+                                      cfg.analysis.max_face_width, cfg.smoothing.scene_threshold)
         return self._faces
 
     def warm_up_composer(self) -> None:

@@ -101,7 +101,10 @@ class FaceWorker:
     pipe closes) or with close().
     """
 
-    def __init__(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> None:
+    def __init__(self, checkpoints: Path | None, frame_rate: float = 0.0, max_width: int = 0,
+                 scene_threshold: float = 0.0) -> None:
+        """checkpoints None: started before the settings are known (the child loads dlib meanwhile); configure()
+        gives them before the first submit()."""
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
@@ -117,6 +120,13 @@ class FaceWorker:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self._busy = False
+        self._configured = checkpoints is not None
+
+    def configure(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> None:
+        """The settings of a worker started without them; the child then loads the face model."""
+        if not self._configured:
+            self._conn.send((checkpoints, frame_rate, max_width, scene_threshold))
+            self._configured = True
 
     def submit(self, info: Any) -> None:
         """Start analysing the video of `info` (a media.VideoInfo); collect with result()."""
@@ -140,7 +150,7 @@ class FaceWorker:
 
     def close(self) -> None:
         if self._process.is_alive():
-            if self._busy:
+            if self._busy or not self._configured:  # mid-analysis, or still loading dlib for nobody
                 self._process.terminate()
             else:
                 self._conn.send(None)
@@ -148,11 +158,12 @@ class FaceWorker:
         self._conn.close()
 
 
-def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width: int, threshold: float,
+def _face_worker_main(conn: Any, checkpoints: Path | None, frame_rate: float, max_width: int, threshold: float,
                       parent_end: Any = None, parent_pid: int | None = None) -> None:
     """The child's loop. parent_end: the caller's end of the pipe, inherited by the fork and closed here at
     once, so the caller's death closes the pipe (EOF) even before the death signal is armed; parent_pid: the
-    caller, checked after arming it (a caller that died in between left this child orphaned: it ends)."""
+    caller, checked after arming it (a caller that died in between left this child orphaned: it ends).
+    checkpoints None: dlib's models load first, then the settings come as the first message (configure)."""
     if parent_end is not None:
         parent_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; this child ends with it
@@ -165,6 +176,18 @@ def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent_pid is not None and os.getppid() != parent_pid:  # the caller died before the signal was armed
         return
+    if checkpoints is None:
+        with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load below
+            from emoscore.face import _dlib_models
+
+            _dlib_models()  # ~0.7 s, the bulk of the start, needs no settings
+        try:
+            setup = conn.recv()
+        except (EOFError, OSError):
+            return
+        if setup is None:
+            return
+        checkpoints, frame_rate, max_width, threshold = setup
     model: Any
     try:
         from emoscore.face import FaceEmotionModel
@@ -185,6 +208,35 @@ def _face_worker_main(conn: Any, checkpoints: Path, frame_rate: float, max_width
             conn.send(("ok", _analyse_faces(model, info, frame_rate, max_width, threshold)))
         except Exception as exc:
             conn.send(("error", exc))
+
+
+_EARLY_WORKER: list[tuple[int, FaceWorker]] = []  # (the pid that started it, the worker) of start_face_worker_early
+
+
+def start_face_worker_early() -> None:
+    """Fork the face worker now, before its settings are known, so dlib's models load on the second core while
+    this process starts up (cli.py does this for `emoscore score FILE` before typer parses the command line)."""
+    if not _EARLY_WORKER:
+        _EARLY_WORKER.append((os.getpid(), FaceWorker(None)))
+
+
+def face_worker(checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> FaceWorker:
+    """The early-started worker with these settings (once, and only in the process that started it), else a new
+    FaceWorker."""
+    if _EARLY_WORKER:
+        pid, worker = _EARLY_WORKER.pop()
+        if pid == os.getpid():
+            worker.configure(checkpoints, frame_rate, max_width, scene_threshold)
+            return worker
+    return FaceWorker(checkpoints, frame_rate, max_width, scene_threshold)
+
+
+def discard_early_face_worker() -> None:
+    """Stop the early-started worker if nothing took it (a folder or an edited timeline was scored instead)."""
+    if _EARLY_WORKER:
+        pid, worker = _EARLY_WORKER.pop()
+        if pid == os.getpid():
+            worker.close()
 
 
 def _analyse_faces(model: Any, info: Any, frame_rate: float, max_width: int, threshold: float

@@ -335,3 +335,29 @@ def test_face_child_orphaned_before_its_death_signal_ends_at_once(tmp_path: Path
         assert process.exitcode == 0  # it did not wait for a request on the still-open pipe
     finally:
         mine.close()
+
+
+def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_path: Path) -> None:
+    from emoscore import runtime
+    from emoscore.media import probe
+
+    info = probe(clip_b)
+    runtime.start_face_worker_early()
+    early = runtime._EARLY_WORKER[0][1]
+    worker = runtime.face_worker(PACKAGE_CHECKPOINTS, 4.0, 640, 0.5)
+    assert worker is early and not runtime._EARLY_WORKER
+    normal = runtime.FaceWorker(PACKAGE_CHECKPOINTS, 4.0, 640, 0.5)
+    try:
+        for w in (worker, normal):
+            w.submit(info)
+        (faces, cuts), (want, want_cuts) = worker.result(), normal.result()
+    finally:
+        worker.close()
+        normal.close()
+    np.testing.assert_array_equal(faces.present, want.present)
+    np.testing.assert_array_equal(faces.probs, want.probs)
+    np.testing.assert_array_equal(cuts, want_cuts)
+    runtime.start_face_worker_early()
+    unused = runtime._EARLY_WORKER[0][1]
+    runtime.discard_early_face_worker()  # nobody took it: stopped at once, even while dlib loads
+    assert not runtime._EARLY_WORKER and not unused._process.is_alive()
