@@ -91,6 +91,7 @@ class QuadrantStyle:
     bass_velocity: int = 70
     staccato: float = 1.0  # melody note-length factor (< 1 shortens every note)
     pad_pattern: str = "sustain"  # sustain | pulse (chord on every beat, short) | arpeggio
+    pulse_beats: float = 1.0  # the pulse pattern strikes its chord every this many beats
     bass_pattern: str = "half"  # whole | half | root_fifth | eighths | downbeat (one note per chord)
     chord_beats: int = 2  # harmonic rhythm: one chord per this many beats
     max_gap_seconds: float = 1.2  # longest rest between melody onsets
@@ -106,8 +107,8 @@ class QuadrantStyle:
     bass_length_beats: float = 2.0  # note length of the "downbeat" bass pattern (one note per chord)
 
     def validate(self) -> None:
-        _positive(self, "tempo", "staccato", "chord_beats", "max_gap_seconds", "max_chord", "phrase_bars",
-                  "max_notes_per_second", "bass_length_beats")
+        _positive(self, "tempo", "staccato", "chord_beats", "pulse_beats", "max_gap_seconds", "max_chord",
+                  "phrase_bars", "max_notes_per_second", "bass_length_beats")
         _non_negative(self, "mode_bias", "min_notes_per_second", "pedal", "phrase_depth", "phrase_rest_beats",
                       "pad_breath")
         if self.min_notes_per_second > self.max_notes_per_second or self.pedal > 1 or self.pad_breath > 1 \
@@ -141,11 +142,12 @@ class Q1Style(QuadrantStyle):
     bass_velocity: int = 62
     staccato: float = 0.85
     pad_pattern: str = "pulse"
+    pulse_beats: float = 2.0
     bass_pattern: str = "half"
     max_gap_seconds: float = 1.2
     max_chord: int = 3
-    min_notes_per_second: float = 5.0
-    max_notes_per_second: float = 7.5
+    min_notes_per_second: float = 4.5
+    max_notes_per_second: float = 6.5
     pedal: float = 0.85
     phrase_depth: float = 0.1
     pad_breath: float = 0.2
@@ -183,15 +185,15 @@ class Q2Style(QuadrantStyle):
 class Q3Style(QuadrantStyle):
     """Q3 sad: slow, minor, sparse, dark."""
 
-    tempo: float = 80.0
+    tempo: float = 72.0
     key: str = "E minor"
     pad_program: int = 49  # String Ensemble 2 (slow strings)
     bass_program: int = 42  # Cello
     melody_low: int = 40
-    melody_high: int = 84
+    melody_high: int = 79
     pad_low: int = 50
     bass_low: int = 36
-    melody_velocity: int = 58
+    melody_velocity: int = 54
     pad_velocity: int = 30
     bass_velocity: int = 38
     pad_pattern: str = "sustain"
@@ -199,9 +201,9 @@ class Q3Style(QuadrantStyle):
     chord_beats: int = 4
     max_gap_seconds: float = 1.6
     max_chord: int = 3
-    mode_bias: float = 0.6
-    min_notes_per_second: float = 2.5
-    max_notes_per_second: float = 4.5
+    mode_bias: float = 1.0
+    min_notes_per_second: float = 2.2
+    max_notes_per_second: float = 4.0
     pedal: float = 0.92
     phrase_depth: float = 0.3
     phrase_rest_beats: float = 2.0
@@ -323,7 +325,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "music.q*.min_notes_per_second": (0.0, 40.0), "music.q*.max_notes_per_second": (0.1, 40.0),
     "music.q*.pedal": (0.0, 1.0), "music.q*.phrase_bars": (1, 64), "music.q*.phrase_depth": (0.0, 0.99),
     "music.q*.phrase_rest_beats": (0.0, 16.0), "music.q*.pad_breath": (0.0, 1.0),
-    "music.q*.bass_length_beats": (0.05, 16.0),
+    "music.q*.bass_length_beats": (0.05, 16.0), "music.q*.pulse_beats": (0.25, 16.0),
     "mix.music_gain_db": (-60.0, 24.0), "mix.music_loudness_db": (-70.0, 0.0),
     "mix.music_alone_loudness_db": (-70.0, 0.0), "mix.duck_db": (-60.0, 0.0), "mix.attack_ms": (1.0, 5000.0),
     "mix.release_ms": (1.0, 20000.0), "mix.peak_limit_db": (-24.0, 0.0),

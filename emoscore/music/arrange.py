@@ -126,7 +126,7 @@ def pad_notes(chords: Sequence[Chord], style: QuadrantStyle) -> np.ndarray:
         if style.pad_pattern == "sustain":
             rows += [(chord.start, chord.end, p, vel) for p in pitches]
         elif style.pad_pattern == "pulse":
-            for i, beat in enumerate(np.arange(chord.start, chord.end, STEPS_PER_BEAT)):
+            for i, beat in enumerate(np.arange(chord.start, chord.end, STEPS_PER_BEAT * style.pulse_beats)):
                 accent = 1.15 if (beat % (4 * STEPS_PER_BEAT)) == 0 else 1.0
                 end = min(beat + STEPS_PER_BEAT * 0.5, chord.end)
                 rows += [(beat, end, p, min(vel * accent, 127.0)) for p in pitches if i >= 0]
