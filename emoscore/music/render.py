@@ -92,44 +92,15 @@ def _pull(synth: Any, n: int) -> np.ndarray:
 
 def render_midi(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RATE, soundfont: str = "") -> np.ndarray:
     """Render `midi` to (round(duration * sample_rate), 2) float32 stereo: events past `duration` are
-    dropped, a shorter piece is padded with the synth's release tail (then silence)."""
-    if not duration > 0:
-        raise InputError(f"render duration must be > 0 s, got {duration}")
-    total = int(round(duration * sample_rate))
-    events, programs = midi_events(midi)
-    synth = _open_synth(find_soundfont(soundfont), sample_rate, programs)
-    audio = np.zeros((total, 2), dtype=np.float32)  # filled in place: one full-length array, no list to join
-    try:
-        done = 0
-        for time, kind, channel, a, b in events:
-            at = min(int(round(time * sample_rate)), total)
-            _pull_into(synth, audio[done:at])
-            done = max(done, at)
-            if done >= total:
-                break
-            if kind == _ON:
-                synth.noteon(channel, a, b)
-            elif kind == _OFF:
-                synth.noteoff(channel, a)
-            else:
-                synth.cc(channel, a, b)
-        _pull_into(synth, audio[done:])
-    finally:
-        synth.delete()
-    return audio
-
-
-def _pull_into(synth: Any, out: np.ndarray, block: int = 1 << 16) -> None:
-    """Render len(out) samples into `out` (n, 2), `block` samples per call (the synth runs on the same)."""
-    for first in range(0, len(out), block):
-        piece = out[first:first + block]
-        piece[:] = _pull(synth, len(piece))
+    dropped, a shorter piece is padded with the synth's release tail (then silence). render_blocks joined."""
+    return np.concatenate(list(render_blocks(midi, duration, sample_rate, soundfont)))
 
 
 def render_blocks(midi: Any, duration: float, sample_rate: int = OUTPUT_SAMPLE_RATE, soundfont: str = "",
                   block: int = 1 << 18) -> Iterator[np.ndarray]:
-    """render_midi's audio, the same samples, as consecutive (m, 2) float32 blocks of `block` samples (the
-    last one shorter): memory stays at one block whatever the duration."""
+    """The rendered audio as consecutive (m, 2) float32 blocks of `block` samples (the last one shorter): events
+    past `duration` are dropped, a shorter piece is padded with the synth's release tail (then silence); memory
+    stays at one block whatever the duration."""
     if not duration > 0:
         raise InputError(f"render duration must be > 0 s, got {duration}")
     total = int(round(duration * sample_rate))
