@@ -23,6 +23,7 @@ from types import FrameType
 from emoscore.constants import VIDEO_EXTENSIONS
 from emoscore.errors import InputError, Terminated, as_emoscore_error, interrupt_exit_code
 from emoscore.pipeline import ScoreOptions, Scorer, default_output, verify_models
+from emoscore.runtime import PR_SET_PDEATHSIG
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,6 @@ def _score_one(scorer: Scorer, pair: tuple[Path, Path]) -> BatchItem:
 _worker: Scorer | None = None
 _worker_busy = False
 _worker_stop = 0  # the stop signal this worker received (0: none)
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal the kernel sends when the parent dies
 WORKER_STOP_SECONDS = 20.0  # how long a stopped worker may take to clean up before it is killed
 
 

@@ -123,9 +123,9 @@ def part_of(instrument: Any) -> str:
     """The part an instrument plays: the first word of its name ("melody Acoustic Grand Piano" -> "melody"),
     as music/compose.py names them; "melody" for an instrument without a known part name."""
     from emoscore.music.compose import ROLES
+    from emoscore.music.midifile import part_of as named_part
 
-    words = (instrument.name or "").split()
-    return words[0] if words and words[0] in ROLES else ROLES[0]
+    return named_part(instrument.name or "") or ROLES[0]
 
 
 def render_parts(midi: Any, duration: float, sample_rate: int, soundfont: str = "") -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ constants.OUTPUT_SAMPLE_RATE unless a function says otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import numpy as np
 
@@ -356,16 +355,6 @@ def mix(dialogue: np.ndarray | None, music: np.ndarray, sample_rate: int, config
                              config.release_ms)[:, None]
         bed += speech
     return limit_peaks(bed, config.peak_limit_db, sample_rate, in_place=True)
-
-
-def master(mixed: np.ndarray, sample_rate: int, loudness_lufs: float | None = None) -> tuple[np.ndarray, Any]:
-    """The final mix and its loudness.LoudnessReport: at `loudness_lufs` (BS.1770, true peak <= -1 dBTP)
-    when a target is given, else unchanged (only measured)."""
-    from emoscore import loudness
-
-    if loudness_lufs is None:
-        return mixed, loudness.measure(mixed, sample_rate)
-    return loudness.normalise(mixed, sample_rate, loudness_lufs)
 
 
 # --- The mix as a stream -------------------------------------------------------------------------
