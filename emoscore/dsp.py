@@ -229,24 +229,36 @@ def k_weighted_energy(channel: np.ndarray, rate: int, at: np.ndarray) -> np.ndar
     return out
 
 
-def integrated_loudness(audio: np.ndarray, rate: int) -> float:
-    """BS.1770-4 gated loudness in LUFS of (n,) or (n, channels <= 5) audio, computed as pyloudnorm's Meter
-    (400 ms blocks, 75 % overlap, -70 LUFS absolute and -10 LU relative gates); -inf for silence."""
-    x = np.asarray(audio)
-    x = x[:, None] if x.ndim == 1 else x
-    n_blocks = int(np.round((len(x) / rate - LOUDNESS_BLOCK) / (LOUDNESS_BLOCK * (1 - LOUDNESS_OVERLAP)))) + 1
+def loudness_blocks(n: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) sample bounds of BS.1770's 400 ms gating blocks (75 % overlap) over n samples, as
+    pyloudnorm places them."""
+    n_blocks = int(np.round((n / rate - LOUDNESS_BLOCK) / (LOUDNESS_BLOCK * (1 - LOUDNESS_OVERLAP)))) + 1
     j = np.arange(n_blocks)
     lower = (LOUDNESS_BLOCK * (j * (1 - LOUDNESS_OVERLAP)) * rate).astype(int)
-    upper = np.minimum((LOUDNESS_BLOCK * (j * (1 - LOUDNESS_OVERLAP) + 1) * rate).astype(int), len(x))
-    edges = np.unique(np.concatenate([lower, upper]))
-    cums = [k_weighted_energy(x[:, i], rate, edges) for i in range(x.shape[1])]
-    z = np.stack([cum[np.searchsorted(edges, upper)] - cum[np.searchsorted(edges, lower)] for cum in cums])
-    z /= LOUDNESS_BLOCK * rate
-    gains = np.array(CHANNEL_GAINS[:x.shape[1]])[:, None]
+    upper = np.minimum((LOUDNESS_BLOCK * (j * (1 - LOUDNESS_OVERLAP) + 1) * rate).astype(int), n)
+    return lower, upper
+
+
+def gated_loudness(z: np.ndarray) -> float:
+    """BS.1770 gated loudness in LUFS from (channels, blocks) mean-square K-weighted block energies: -70 LUFS
+    absolute and -10 LU relative gates; -inf (or nan) for silence."""
+    gains = np.array(CHANNEL_GAINS[:len(z)])[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10((gains * z).sum(axis=0))
         kept = block_lufs >= -70.0
         relative = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, kept].mean(axis=1)).sum()) - 10.0
         kept = (block_lufs > relative) & (block_lufs > -70.0)
-        mean = np.nan_to_num(z[:, kept].mean(axis=1)) if kept.any() else np.zeros(x.shape[1])
+        mean = np.nan_to_num(z[:, kept].mean(axis=1)) if kept.any() else np.zeros(len(z))
         return float(-0.691 + 10.0 * np.log10((gains[:, 0] * mean).sum()))
+
+
+def integrated_loudness(audio: np.ndarray, rate: int) -> float:
+    """BS.1770-4 gated loudness in LUFS of (n,) or (n, channels <= 5) audio, computed as pyloudnorm's Meter
+    (400 ms blocks, 75 % overlap, -70 LUFS absolute and -10 LU relative gates); -inf for silence."""
+    x = np.asarray(audio)
+    x = x[:, None] if x.ndim == 1 else x
+    lower, upper = loudness_blocks(len(x), rate)
+    edges = np.unique(np.concatenate([lower, upper]))
+    cums = [k_weighted_energy(x[:, i], rate, edges) for i in range(x.shape[1])]
+    z = np.stack([cum[np.searchsorted(edges, upper)] - cum[np.searchsorted(edges, lower)] for cum in cums])
+    return gated_loudness(z / (LOUDNESS_BLOCK * rate))

@@ -148,12 +148,7 @@ class StreamMeter:
 
         self.n, self.rate, self.channels = n, sample_rate, channels
         self.size = max(n, int(np.ceil(BLOCK_SECONDS * sample_rate)) + 1)  # short clips: zero-padded as measure()
-        step = dsp.LOUDNESS_BLOCK * (1 - dsp.LOUDNESS_OVERLAP)
-        n_blocks = int(np.round((self.size / sample_rate - dsp.LOUDNESS_BLOCK) / step)) + 1
-        j = np.arange(n_blocks)
-        self.lower = (dsp.LOUDNESS_BLOCK * (j * (1 - dsp.LOUDNESS_OVERLAP)) * sample_rate).astype(int)
-        self.upper = np.minimum((dsp.LOUDNESS_BLOCK * (j * (1 - dsp.LOUDNESS_OVERLAP) + 1) * sample_rate
-                                 ).astype(int), self.size)
+        self.lower, self.upper = dsp.loudness_blocks(self.size, sample_rate)
         self.edges = np.unique(np.concatenate([self.lower, self.upper]))
         response = dsp.k_weighting_response(sample_rate)
         self.fft_size = 1 << int(np.ceil(np.log2(dsp.FILTER_BLOCK + dsp.K_TAPS)))
@@ -241,15 +236,7 @@ class StreamMeter:
 
         z = np.stack([cum[np.searchsorted(self.edges, self.upper)] - cum[np.searchsorted(self.edges, self.lower)]
                       for cum in self.cum])
-        z /= dsp.LOUDNESS_BLOCK * self.rate
-        gains = np.array(dsp.CHANNEL_GAINS[:self.channels])[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            block_lufs = -0.691 + 10.0 * np.log10((gains * z).sum(axis=0))
-            kept = block_lufs >= -70.0
-            relative = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, kept].mean(axis=1)).sum()) - 10.0
-            kept = (block_lufs > relative) & (block_lufs > -70.0)
-            mean = np.nan_to_num(z[:, kept].mean(axis=1)) if kept.any() else np.zeros(self.channels)
-            value = float(-0.691 + 10.0 * np.log10((gains[:, 0] * mean).sum()))
+        value = dsp.gated_loudness(z / (dsp.LOUDNESS_BLOCK * self.rate))
         return value if np.isfinite(value) else SILENCE_LUFS
 
 
