@@ -32,7 +32,7 @@ class AnalysisConfig:
             raise ConfigError("analysis.hop_seconds must not exceed analysis.window_seconds")
 
 
-FUSION_RULES = ("fixed", "confidence")
+FUSION_RULES = ("fixed", "confidence", "product")
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,19 @@ class FusionConfig:
 
     visual_weight: float = 0.75  # nominal weights
     audio_weight: float = 0.25
-    rule: str = "confidence"  # "fixed": nominal weights; "confidence": x each model's confidence, + a prior
-    # Both chosen by actor-wise CV on RAVDESS actors 1-20 (`emoscore eval fusion`, "chosen on all actors").
-    confidence_power: float = 6.0  # a model's weight scales with (1 - entropy / log 8) ** this
+    # "fixed": weighted mean with the nominal weights; "confidence": weighted mean, each weight x the model's
+    # confidence; "product": weighted geometric mean (log-linear pooling), each exponent = nominal weight x the
+    # model's reliability, so a near-uniform model changes nothing. See timeline.combine.
+    rule: str = "product"
+    # Chosen by actor-wise CV on RAVDESS actors 1-20 (`emoscore eval fusion`, "chosen on all actors").
+    visual_reliability: float = 1.0  # "product": exponent multipliers of the nominal weights (the voice's is
+    audio_reliability: float = 4.0  # relative to the face's, which stays 1 in the search)
+    confidence_power: float = 6.0  # "confidence": a model's weight scales with (1 - entropy / log 8) ** this
     prior_weight: float = 0.05  # calm/neutral prior share where the surer model is uniform (x 1 - its confidence)
     q3_weight: float = 1.0  # the fused probability of sad (Q3's one emotion) x this, so Q3 is not outvoted
 
     def validate(self) -> None:
-        _positive(self, "visual_weight", "audio_weight", "q3_weight")
+        _positive(self, "visual_weight", "audio_weight", "q3_weight", "visual_reliability", "audio_reliability")
         _non_negative(self, "confidence_power", "prior_weight")
         if self.rule not in FUSION_RULES:
             raise ConfigError(f"fusion.rule must be one of {', '.join(FUSION_RULES)}, got {self.rule!r}")
@@ -312,7 +317,9 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "analysis.frame_rate": (0.25, 30.0), "analysis.window_seconds": (0.5, 30.0),
     "analysis.hop_seconds": (0.1, 30.0), "analysis.max_face_width": (64, 4096),
     "fusion.visual_weight": (0.0, 1000.0), "fusion.audio_weight": (0.0, 1000.0),
-    "fusion.confidence_power": (0.0, 10.0), "fusion.prior_weight": (0.0, 1.0), "fusion.q3_weight": (0.1, 10.0),
+    "fusion.confidence_power": (0.0, 10.0),
+    "fusion.visual_reliability": (0.01, 100.0), "fusion.audio_reliability": (0.01, 100.0),
+    "fusion.prior_weight": (0.0, 1.0), "fusion.q3_weight": (0.1, 10.0),
     "smoothing.min_segment_seconds": (0.5, 600.0), "smoothing.switch_penalty": (0.0, 100.0),
     "smoothing.scene_snap_seconds": (0.0, 30.0), "smoothing.scene_threshold": (0.01, 1.0),
     "music.temperature": (0.05, 5.0), "music.top_p": (0.01, 1.0), "music.transition_seconds": (0.0, 10.0),

@@ -23,14 +23,18 @@ from emoscore.metrics import emotion_metrics, headline
 from emoscore.timeline import combine
 
 Predictions = tuple[list[str], np.ndarray, np.ndarray]  # keys (n,), probabilities (n, 8), true emotion (n,)
-# Grid searched for the confidence rule: confidence_power x prior_weight x q3_weight. prior_weight starts
-# above 0: unsure windows must lean to the calm/neutral centre (a requirement RAVDESS's acted clips cannot
-# measure; on them 0 and 0.05 differ by 0.004 quadrant accuracy), CV picks how much.
+# Grid searched for the confidence rule: confidence_power x prior_weight x q3_weight; for the product rule:
+# audio_reliability (the face's stays 1) x prior_weight. prior_weight starts above 0: unsure windows must lean
+# to the calm/neutral centre (a requirement RAVDESS's acted clips cannot measure; on them 0 and 0.05 differ by
+# 0.004 quadrant accuracy), CV picks how much.
 POWER_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 PRIOR_GRID: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
+# audio_reliability 1 keeps the nominal 75/25 exponents; 3 makes them 50/50, 6 33/67.
+RELIABILITY_GRID: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 9.0)
 # q3_weight stays 1 in the search: searching 1.5-3 too raised Q3 recall but lowered nested-CV balanced
 # accuracy (0.637 vs 0.649 on RAVDESS actors 1-20), a trade of quadrant accuracy for Q3, not a gain.
 Q3_GRID: tuple[float, ...] = (1.0,)
+RULES: tuple[str, ...] = ("confidence", "product")
 SELECT_BY = "quadrant_balanced_accuracy"  # mean per-quadrant recall: no quadrant may be given up
 
 
@@ -75,55 +79,78 @@ def score(y: np.ndarray, probs: np.ndarray, uniform_prior: bool) -> dict[str, An
     return headline(emotion_metrics(y, probs, uniform_prior))
 
 
-def choose(data: Joined, base: FusionConfig, uniform_prior: bool) -> FusionConfig:
-    """The confidence-rule parameters (POWER_GRID x PRIOR_GRID x Q3_GRID) with the best SELECT_BY on `data`;
-    ties go to the earlier (simpler) grid point."""
+def candidates(base: FusionConfig, rules: Sequence[str] = RULES) -> list[FusionConfig]:
+    """Every grid point of the given rules, simplest first within each rule."""
+    out = []
+    if "confidence" in rules:
+        out += [dataclasses.replace(base, rule="confidence", confidence_power=power, prior_weight=prior, q3_weight=q3)
+                for power, prior, q3 in itertools.product(POWER_GRID, PRIOR_GRID, Q3_GRID)]
+    if "product" in rules:
+        out += [dataclasses.replace(base, rule="product", visual_reliability=1.0, audio_reliability=reliability,
+                                    prior_weight=prior, q3_weight=q3)
+                for reliability, prior, q3 in itertools.product(RELIABILITY_GRID, PRIOR_GRID, Q3_GRID)]
+    return out
+
+
+def choose(data: Joined, base: FusionConfig, uniform_prior: bool, rules: Sequence[str] = RULES) -> FusionConfig:
+    """The grid point of `rules` (see candidates) with the best SELECT_BY on `data`; ties go to the earlier one."""
     best, best_score = dataclasses.replace(base, rule="fixed"), -1.0
-    for power, prior, q3 in itertools.product(POWER_GRID, PRIOR_GRID, Q3_GRID):
-        config = dataclasses.replace(base, rule="confidence", confidence_power=power, prior_weight=prior,
-                                     q3_weight=q3)
+    for config in candidates(base, rules):
         value = score(data.y, fused(data, config), uniform_prior)[SELECT_BY]
         if value > best_score + 1e-9:
             best, best_score = config, value
     return best
 
 
-def nested_cv(data: Joined, base: FusionConfig, folds: int, seed: int,
-              uniform_prior: bool) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def nested_cv(data: Joined, base: FusionConfig, folds: int, seed: int, uniform_prior: bool,
+              rules: Sequence[str] = RULES) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """(n, 8) fused probabilities, each clip's from parameters chosen without its actor; the choice per fold."""
     probs = np.zeros_like(data.visual)
     chosen = []
     for test_actors in actor_folds(data.actors.tolist(), folds, seed):
         test = np.isin(data.actors, test_actors)
-        config = choose(data.subset(~test), base, uniform_prior)
+        config = choose(data.subset(~test), base, uniform_prior, rules)
         probs[test] = fused(data.subset(test), config)
         chosen.append({"test_actors": list(test_actors), **describe(config)})
     return probs, chosen
 
 
 def describe(config: FusionConfig) -> dict[str, Any]:
-    return {"rule": config.rule, "confidence_power": config.confidence_power, "prior_weight": config.prior_weight,
-            "q3_weight": config.q3_weight}
+    out: dict[str, Any] = {"rule": config.rule, "prior_weight": config.prior_weight, "q3_weight": config.q3_weight}
+    if config.rule == "confidence":
+        out["confidence_power"] = config.confidence_power
+    if config.rule == "product":
+        out.update(visual_reliability=config.visual_reliability, audio_reliability=config.audio_reliability,
+                   exponents=[round(e, 3) for e in exponents(config)])
+    return out
+
+
+def exponents(config: FusionConfig) -> tuple[float, float]:
+    """The product rule's effective (visual, audio) exponents, summing to 1, where both models are present."""
+    ev, ea = config.visual_weight * config.visual_reliability, config.audio_weight * config.audio_reliability
+    return ev / (ev + ea), ea / (ev + ea)
 
 
 def evaluate_fusion(visual: Predictions, audio: Predictions, base: FusionConfig, folds: int = 5, seed: int = 0,
                     uniform_prior: bool = True) -> dict[str, Any]:
-    """Face alone, voice alone, fixed nominal weights, the configured rule, and the confidence rule with
+    """Face alone, voice alone, fixed nominal weights, the configured rule, and each rule (then either) with
     parameters chosen by nested actor-wise CV: headline metrics of each (quadrants as the timeline takes them,
-    with `uniform_prior`), plus the parameters each fold chose and the choice on all actors."""
+    with `uniform_prior`), plus the parameters each fold chose (either rule) and the choice on all actors."""
     data = join(visual, audio)
     fixed = dataclasses.replace(base, rule="fixed", q3_weight=1.0)
-    nested, chosen = nested_cv(data, base, folds, seed, uniform_prior)
     rows = {
         "face alone": score(data.y, data.visual, uniform_prior),
         "voice alone": score(data.y, data.audio, uniform_prior),
         f"fixed {base.visual_weight:g}/{base.audio_weight:g}": score(data.y, fused(data, fixed), uniform_prior),
         f"configured ({base.rule})": score(data.y, fused(data, base), uniform_prior),
-        "confidence, nested CV": score(data.y, nested, uniform_prior),
     }
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    for name, rules in (("confidence", ("confidence",)), ("product", ("product",)), ("either rule", RULES)):
+        nested, chosen[name] = nested_cv(data, base, folds, seed, uniform_prior, rules)
+        rows[f"{name}, nested CV"] = score(data.y, nested, uniform_prior)
     return {"n": len(data.y), "actors": sorted(set(data.actors.tolist())), "folds": folds,
             "uniform_quadrant_prior": uniform_prior, "configured": describe(base), "results": rows,
-            "chosen_per_fold": chosen, "chosen_on_all": describe(choose(data, base, uniform_prior))}
+            "chosen_per_fold": chosen["either rule"], "chosen_on_all": describe(choose(data, base, uniform_prior))}
 
 
 def format_table(result: dict[str, Any], quadrants: Sequence[str] = ("Q1", "Q2", "Q3", "Q4")) -> list[str]:

@@ -77,28 +77,44 @@ def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.nd
             config: FusionConfig) -> np.ndarray:
     """Fuse per-window probabilities (n, 8) of the present modalities (v_on, a_on: (n,) bool) into (n, 8).
 
-    Rule "fixed": weights visual_weight / audio_weight renormalised over the modalities present.
-    Rule "confidence": each present modality's weight is its nominal weight x confidence(p) ** confidence_power,
-    so a near-uniform model cannot drown a confident one; then NEUTRAL_PRIOR is mixed in with share
+    Rule "fixed": arithmetic mean with weights visual_weight / audio_weight renormalised over the modalities
+    present. Rule "confidence": the same, each weight x confidence(p) ** confidence_power. Rule "product":
+    log-linear pooling, p ~ pv ** ev * pa ** ea with ev, ea = nominal weight x reliability renormalised over the
+    modalities present (a window with one model gets that model's probabilities): a near-uniform model adds the
+    same to every log-probability, so it cannot drown a confident one, and two confident models that disagree
+    are decided by the exponents. With "confidence" and "product", NEUTRAL_PRIOR is then mixed in with share
     prior_weight x (1 - the best present model's confidence), so where both are unsure the result leans to
-    the calm/neutral centre (Q4), not to Q2. Either way the probability of sad is then multiplied by q3_weight
-    (Q3's only emotion against Q2's three) and rows renormalised. Rows with neither modality stay zeros.
+    the calm/neutral centre (Q4), not to Q2. Last, the probability of sad is multiplied by q3_weight (Q3's
+    only emotion against Q2's three) and rows renormalised. Rows with neither modality stay zeros.
     """
     v_on, a_on = np.asarray(v_on, dtype=bool), np.asarray(a_on, dtype=bool)
     visual, audio = np.nan_to_num(np.asarray(visual, np.float64)), np.nan_to_num(np.asarray(audio, np.float64))
     wv = np.where(v_on, config.visual_weight, 0.0)
     wa = np.where(a_on, config.audio_weight, 0.0)
-    if config.rule == "confidence":
-        cv, ca = np.where(v_on, confidence(visual), 0.0), np.where(a_on, confidence(audio), 0.0)
-        wv = wv * np.maximum(cv, _EPS) ** config.confidence_power
-        wa = wa * np.maximum(ca, _EPS) ** config.confidence_power
-    probs = (wv[:, None] * visual + wa[:, None] * audio) / np.maximum(wv + wa, 1e-300)[:, None]
-    if config.rule == "confidence" and config.prior_weight > 0:
+    cv, ca = np.where(v_on, confidence(visual), 0.0), np.where(a_on, confidence(audio), 0.0)
+    if config.rule == "product":
+        probs = _log_linear(visual, audio, wv * config.visual_reliability, wa * config.audio_reliability)
+    else:
+        if config.rule == "confidence":
+            wv = wv * np.maximum(cv, _EPS) ** config.confidence_power
+            wa = wa * np.maximum(ca, _EPS) ** config.confidence_power
+        probs = (wv[:, None] * visual + wa[:, None] * audio) / np.maximum(wv + wa, 1e-300)[:, None]
+    if config.rule != "fixed" and config.prior_weight > 0:
         share = (config.prior_weight * (1.0 - np.maximum(cv, ca)) * (v_on | a_on))[:, None]
         probs = (1.0 - share) * probs + share * NEUTRAL_PRIOR
     if config.q3_weight != 1.0:
         probs[:, SAD_INDEX] *= config.q3_weight
     return probs / np.maximum(probs.sum(axis=1, keepdims=True), _EPS)
+
+
+def _log_linear(visual: np.ndarray, audio: np.ndarray, ev: np.ndarray, ea: np.ndarray) -> np.ndarray:
+    """(n, 8) weighted geometric mean of the two models' rows, exponents ev, ea (n,) renormalised to sum to 1
+    (0 for an absent model); rows where both exponents are 0 come out zeros."""
+    total = ev + ea
+    ev, ea = (np.divide(e, total, out=np.zeros_like(e), where=total > 0) for e in (ev, ea))
+    logp = ev[:, None] * np.log(np.maximum(visual, _EPS)) + ea[:, None] * np.log(np.maximum(audio, _EPS))
+    probs = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True) * (total > 0)[:, None]
 
 
 def fuse(visual: WindowProbs, audio: WindowProbs, config: FusionConfig | None = None) -> Fused:

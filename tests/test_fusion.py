@@ -10,12 +10,13 @@ import pytest
 from emoscore.config import FusionConfig
 from emoscore.constants import EMOTIONS, QUADRANTS
 from emoscore.errors import DataError
-from emoscore.fusion_eval import evaluate_fusion, format_table, join, nested_cv
+from emoscore.fusion_eval import candidates, evaluate_fusion, exponents, format_table, join, nested_cv
 from emoscore.metrics import emotion_metrics
 from emoscore.timeline import combine, confidence, quadrant_probs
 
 CONFIDENT = FusionConfig(rule="confidence", confidence_power=1.0, prior_weight=0.1)
 FIXED = FusionConfig(rule="fixed")
+PRODUCT = FusionConfig(rule="product", visual_reliability=1.0, audio_reliability=1.0, prior_weight=0.0)  # 75/25
 ON = np.array([True])
 
 
@@ -82,6 +83,56 @@ def test_one_missing_modality_gives_the_other_alone_up_to_the_prior() -> None:
     np.testing.assert_allclose(fused, face, atol=1e-6)
 
 
+def test_product_rule_is_the_weighted_geometric_mean() -> None:
+    face, voice = probs_of(happy=0.6, angry=0.2), probs_of(happy=0.1, angry=0.5)
+    expected = face ** 0.75 * voice ** 0.25
+    np.testing.assert_allclose(combine(face, voice, ON, ON, PRODUCT), expected / expected.sum(), rtol=1e-6)
+    # the reliabilities multiply the nominal weights: 0.75 x 1 against 0.25 x 3 is an even split
+    even = FusionConfig(rule="product", audio_reliability=3.0, prior_weight=0.0)
+    assert exponents(even) == pytest.approx((0.5, 0.5))
+    expected = np.sqrt(face * voice)
+    np.testing.assert_allclose(combine(face, voice, ON, ON, even), expected / expected.sum(), rtol=1e-6)
+
+
+def test_product_rule_ignores_a_flat_model_whatever_its_weight() -> None:
+    flat, face = np.full((1, 8), 1 / 8, np.float32), probs_of(disgust=0.25, angry=0.2, fearful=0.2)
+    voice = probs_of(happy=0.7)
+    heavy_face = FusionConfig(rule="product", visual_weight=0.99, audio_weight=0.01, prior_weight=0.0)
+    for config in (PRODUCT, heavy_face):
+        assert EMOTIONS[int(combine(flat, voice, ON, ON, config).argmax())] == "happy"
+        assert EMOTIONS[int(combine(face, flat, ON, ON, config).argmax())] == "disgust"
+    # a leaning but unsure face against a confident voice: at even exponents the voice decides; the arithmetic
+    # mean at 75/25 lets the face's Q2 lean win
+    even = FusionConfig(rule="product", audio_reliability=3.0, prior_weight=0.0)
+    assert quadrant(combine(face, voice, ON, ON, even)) == "Q1"
+    assert quadrant(combine(face, voice, ON, ON, FIXED)) == "Q2"
+
+
+def test_product_rule_with_one_model_present_is_that_model_and_none_is_zeros() -> None:
+    face = probs_of(sad=0.6)
+    off = np.array([False])
+    np.testing.assert_allclose(combine(face, np.zeros((1, 8)), ON, off, PRODUCT), face, rtol=1e-6)
+    np.testing.assert_allclose(combine(np.zeros((1, 8)), face, off, ON, PRODUCT), face, rtol=1e-6)
+    assert not combine(face, face, off, off, PRODUCT).any()
+
+
+def test_product_rule_leans_to_calm_where_both_are_unsure_and_rows_sum_to_one() -> None:
+    flat = np.full((1, 8), 1 / 8, np.float32)
+    fused = combine(flat, flat, ON, ON, FusionConfig(rule="product", prior_weight=0.2))
+    assert quadrant(fused) == "Q4"
+    rng = np.random.default_rng(1)
+    face, voice = rng.dirichlet(np.ones(8), 30), rng.dirichlet(np.ones(8), 30)
+    on = np.ones(30, bool)
+    np.testing.assert_allclose(combine(face, voice, on, on, FusionConfig()).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_candidates_cover_both_rules_and_keep_the_nominal_weights() -> None:
+    grid = candidates(FusionConfig())
+    assert {c.rule for c in grid} == {"confidence", "product"}
+    assert all(c.visual_weight == 0.75 and c.audio_weight == 0.25 for c in grid)
+    assert all(c.visual_reliability == 1.0 for c in grid if c.rule == "product")
+
+
 def test_quadrant_recall_and_balanced_accuracy_have_known_values() -> None:
     y = np.array([EMOTIONS.index(e) for e in ("happy", "happy", "angry", "sad", "calm", "neutral")])
     guess = ["happy", "angry", "angry", "angry", "calm", "calm"]
@@ -137,7 +188,10 @@ def test_confidence_fusion_beats_fixed_weights_where_the_face_is_often_unsure() 
     assert result["n"] == 160 and len(result["chosen_per_fold"]) == 5
     nested = rows["confidence, nested CV"]["quadrant_balanced_accuracy"]
     assert nested > rows["fixed 0.75/0.25"]["quadrant_balanced_accuracy"] + 0.05
-    assert all(c["rule"] == "confidence" and c["confidence_power"] > 0 for c in result["chosen_per_fold"])
+    assert all(c["rule"] in ("confidence", "product") for c in result["chosen_per_fold"])
+    for rule in ("confidence", "product", "either rule"):
+        assert rows[f"{rule}, nested CV"]["quadrant_balanced_accuracy"] > rows["fixed 0.75/0.25"][
+            "quadrant_balanced_accuracy"]
     assert len(format_table(result)) == 1 + len(rows)
 
 
