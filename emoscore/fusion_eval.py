@@ -35,7 +35,7 @@ RELIABILITY_GRID: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 9.0)
 # accuracy (0.637 vs 0.649 on RAVDESS actors 1-20), a trade of quadrant accuracy for Q3, not a gain.
 Q3_GRID: tuple[float, ...] = (1.0,)
 RULES: tuple[str, ...] = ("confidence", "product")
-SELECT_BY = "quadrant_balanced_accuracy"  # mean per-quadrant recall: no quadrant may be given up
+MIN_RECALL = 0.5  # selection: no quadrant may be given up (issue 8's floor for each quadrant's recall)
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,22 @@ def candidates(base: FusionConfig, rules: Sequence[str] = RULES) -> list[FusionC
 
 
 def choose(data: Joined, base: FusionConfig, uniform_prior: bool, rules: Sequence[str] = RULES) -> FusionConfig:
-    """The grid point of `rules` (see candidates) with the best SELECT_BY on `data`; ties go to the earlier one."""
-    best, best_score = dataclasses.replace(base, rule="fixed"), -1.0
+    """The grid point of `rules` (see candidates) with the best selection_value on `data`; ties go to the
+    earlier one."""
+    best, best_score = dataclasses.replace(base, rule="fixed"), -np.inf
     for config in candidates(base, rules):
-        value = score(data.y, fused(data, config), uniform_prior)[SELECT_BY]
+        value = selection_value(score(data.y, fused(data, config), uniform_prior))
         if value > best_score + 1e-9:
             best, best_score = config, value
     return best
+
+
+def selection_value(metrics: dict[str, Any]) -> float:
+    """What the search maximises: quadrant accuracy where every quadrant's recall reaches MIN_RECALL; below
+    that floor, balanced accuracy minus 1 (so any point meeting the floor wins over every point missing it)."""
+    if min(metrics["quadrant_recall"].values()) >= MIN_RECALL:
+        return float(metrics["quadrant_accuracy"])
+    return float(metrics["quadrant_balanced_accuracy"]) - 1.0
 
 
 def nested_cv(data: Joined, base: FusionConfig, folds: int, seed: int, uniform_prior: bool,

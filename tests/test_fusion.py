@@ -10,7 +10,7 @@ import pytest
 from emoscore.config import FusionConfig
 from emoscore.constants import EMOTIONS, QUADRANTS
 from emoscore.errors import DataError
-from emoscore.fusion_eval import candidates, evaluate_fusion, exponents, format_table, join, nested_cv
+from emoscore.fusion_eval import candidates, evaluate_fusion, exponents, format_table, join, nested_cv, selection_value
 from emoscore.metrics import emotion_metrics
 from emoscore.timeline import combine, confidence, quadrant_probs
 
@@ -131,6 +131,16 @@ def test_candidates_cover_both_rules_and_keep_the_nominal_weights() -> None:
     assert {c.rule for c in grid} == {"confidence", "product"}
     assert all(c.visual_weight == 0.75 and c.audio_weight == 0.25 for c in grid)
     assert all(c.visual_reliability == 1.0 for c in grid if c.rule == "product")
+
+
+def test_selection_prefers_any_point_with_every_quadrant_found() -> None:
+    floor_met = {"quadrant_accuracy": 0.60, "quadrant_balanced_accuracy": 0.60,
+                 "quadrant_recall": {"Q1": 0.6, "Q2": 0.6, "Q3": 0.5, "Q4": 0.7}}
+    q3_lost = {"quadrant_accuracy": 0.75, "quadrant_balanced_accuracy": 0.68,
+               "quadrant_recall": {"Q1": 0.9, "Q2": 0.9, "Q3": 0.2, "Q4": 0.7}}
+    assert selection_value(floor_met) == pytest.approx(0.60)
+    assert selection_value(q3_lost) == pytest.approx(0.68 - 1.0)
+    assert selection_value(q3_lost) < selection_value(floor_met)
 
 
 def test_quadrant_recall_and_balanced_accuracy_have_known_values() -> None:
