@@ -106,3 +106,20 @@ def channel(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.7:
         audio = level_speech(audio, float(rng.uniform(-26, -14)))
     return audio.astype(np.float32)
+
+
+def mask_window(window: np.ndarray, masks: int, fill: np.ndarray, rng: np.random.Generator,
+                max_frames: int = 20, max_features: int = 3) -> np.ndarray:
+    """SpecAugment-style masking of one feature window (frames, features): `masks` time masks of up to
+    `max_frames` frames (0.4 s at 20 ms) and `masks` feature masks of up to `max_features` columns, each
+    set to `fill` (features,), the training mean, so a masked value reads as "no information"."""
+    out = window.copy()
+    n_frames, n_features = out.shape
+    for _ in range(masks):
+        width = int(rng.integers(1, max_frames + 1))
+        start = int(rng.integers(0, max(n_frames - width, 0) + 1))
+        out[start:start + width] = fill
+        width = int(rng.integers(1, max_features + 1))
+        start = int(rng.integers(0, max(n_features - width, 0) + 1))
+        out[:, start:start + width] = fill[start:start + width]
+    return out

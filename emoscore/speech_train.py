@@ -29,7 +29,7 @@ from emoscore.data.ravdess import TEST_ACTORS, VAL_ACTORS, clip_key
 from emoscore.errors import DataError
 from emoscore.metrics import EMOTION_TO_QUADRANT, emotion_metrics, headline
 from emoscore.speech import MODEL_NAME, extract_features, feature_constants, fit_window, normalise_window
-from emoscore.speech_augment import augment, channel
+from emoscore.speech_augment import augment, channel, mask_window
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 WINDOW_SAMPLES = int(AUDIO_WINDOW_SECONDS * AUDIO_SAMPLE_RATE)  # 48000
@@ -37,6 +37,11 @@ DEGRADED_SEED = 7_919  # seeds the channel of each clip's degraded test copy (wi
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "emoscore-cache" / "voice"
 CV_VAL_ACTORS = 2  # actors of each cross-validation fold's training side held out for early stopping
 AUGMENT_VERSION = 2  # bump when clip_windows or speech_augment change, so cached features are rebuilt
+MASK_SEED = 4_241  # seeds the masks of the training windows (with the training seed)
+UNIFORM_PRIOR_KEYS = ("quadrant_accuracy", "quadrant_balanced_accuracy", "quadrant_recall")
+# Options added after out-of-fold caches were written: left out of the cache key at the values those caches
+# were made with, so they stay valid.
+LATER_OPTIONS: dict[str, Any] = {"deltas": False, "pooling": "mean-max", "masks": 0, "cv_ensemble": 1}
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,13 @@ class AudioTrainOptions:
     batch_size: int = 32
     patience: int = 12
     quadrant_loss: float = 1.0  # weight of the auxiliary quadrant cross-entropy (0: emotion loss only)
+    deltas: bool = False  # also feed the model each feature's change over time (a fixed layer inside it)
+    pooling: str = "mean-max"  # pooling over time: "mean-max", or "mean-max-var" (adds the variance)
+    masks: int = 0  # SpecAugment-style time and feature masks per augmented training window (0: none)
     test_actors: tuple[int, ...] = TEST_ACTORS
     val_actors: tuple[int, ...] = VAL_ACTORS
     cv_folds: int = 0  # > 0: also record actor-wise cross-validation (clean and channel-degraded speech)
+    cv_ensemble: int = 3  # CNNs (seeds) averaged in each cross-validation fold (as in the shipped model)
     max_files: int | None = None  # cap for quick runs (tests)
     command: str = "emoscore train audio"
     workers: int = 2
@@ -158,8 +167,38 @@ def build_windows(items: Sequence[ravdess.RavdessItem], copies: int, seed: int, 
     return model_inputs(raw, slice(0, 1 + copies), level), y
 
 
-def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn") -> Any:
-    """The 1D CNN: (150, 27) frames -> 8 emotion probabilities. Feature scaling is inside the model."""
+def time_difference(x: Any) -> Any:
+    """(batch, frames, c) -> (batch, frames, c): each channel's centred difference (x[t+1] - x[t-1]) / 2, a
+    fixed (non-trainable) depthwise convolution, so the model's input stays the 27 score-path features."""
+    from emoscore.tf_util import tf
+
+    layer = tf().keras.layers.DepthwiseConv1D(3, padding="same", use_bias=False, trainable=False, name="deltas")
+    out = layer(x)
+    kernel = np.zeros((3, int(x.shape[-1]), 1), np.float32)
+    kernel[0], kernel[2] = -0.5, 0.5
+    layer.set_weights([kernel])
+    return out
+
+
+def pool_over_time(x: Any, pooling: str) -> Any:
+    """(batch, frames, c) -> (batch, 2c) mean and max over time, or (batch, 3c) with the variance too."""
+    from emoscore.tf_util import tf
+
+    layers = tf().keras.layers
+    mean = layers.GlobalAveragePooling1D()(x)
+    pooled = [mean, layers.GlobalMaxPooling1D()(x)]
+    if pooling == "mean-max-var":
+        square_mean = layers.GlobalAveragePooling1D()(layers.Multiply()([x, x]))
+        pooled.append(layers.Subtract()([square_mean, layers.Multiply()([mean, mean])]))
+    elif pooling != "mean-max":
+        raise ValueError(f"unknown pooling {pooling!r}")
+    return layers.Concatenate()(pooled)
+
+
+def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn", deltas: bool = False,
+                pooling: str = "mean-max") -> Any:
+    """The 1D CNN: (150, 27) frames -> 8 emotion probabilities. Feature scaling (and with `deltas` the
+    features' changes over time) is inside the model; `pooling` see pool_over_time."""
     from emoscore.tf_util import tf
 
     keras = tf().keras
@@ -168,6 +207,8 @@ def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn"
     norm.adapt(train_x.reshape(-1, N_AUDIO_FEATURES))
     inputs = keras.Input((AUDIO_WINDOW_FRAMES, N_AUDIO_FEATURES))
     x = norm(inputs)
+    if deltas:
+        x = layers.Concatenate()([x, time_difference(x)])
     x = layers.GaussianNoise(0.1, seed=seed)(x)
     for filters, kernel, pool in ((64, 5, True), (96, 5, True), (128, 3, True), (128, 3, False)):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False)(x)
@@ -176,8 +217,7 @@ def build_model(train_x: np.ndarray, seed: int, name: str = "speech_emotion_cnn"
         if pool:
             x = layers.MaxPooling1D(2)(x)
         x = layers.SpatialDropout1D(0.1, seed=seed)(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-    x = layers.Dropout(0.4, seed=seed)(x)
+    x = layers.Dropout(0.4, seed=seed)(pool_over_time(x, pooling))
     x = layers.Dense(64, activation="relu")(x)
     outputs = layers.Dense(N_EMOTIONS, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -212,7 +252,7 @@ def fit(options: AudioTrainOptions, train: tuple[np.ndarray, np.ndarray], val: t
 
     seed_everything(seed)
     keras = tf().keras
-    model = build_model(train[0], seed, name)
+    model = build_model(train[0], seed, name, options.deltas, options.pooling)
     # Compiled and fitted through a wrapper sharing the weights, so the returned model carries no compile
     # config with the custom loss (Keras could not deserialise it when the saved model is loaded).
     trainer = keras.Model(model.input, model(model.input), name=f"{name}_trainer")
@@ -268,8 +308,22 @@ def train_on(options: AudioTrainOptions, data: SpeechData, train_actors: Sequenc
              log: Callable[[str], None]) -> tuple[Any, list[Any]]:
     """An ensemble trained on the clean + augmented windows of `train_actors`, early-stopped on `val_actors`."""
     train = data.inputs(train_actors, slice(0, 1 + options.augment_copies), options.level)
+    if options.masks:
+        train = (masked(train[0], 1 + options.augment_copies, options.masks, options.seed), train[1])
     val = data.inputs(val_actors, 0, options.level)
     return fit_ensemble(options, train, val, log)
+
+
+def masked(x: np.ndarray, per_clip: int, masks: int, seed: int) -> np.ndarray:
+    """Training inputs (n * per_clip, 150, 27), clip-major with each clip's clean window first: every other
+    (augmented) window gets `masks` time and feature masks filled with the inputs' mean (speech_augment)."""
+    fill = x.reshape(-1, x.shape[-1]).mean(axis=0)
+    rng = np.random.default_rng([seed, MASK_SEED])
+    out = x.copy()
+    for i in range(len(x)):
+        if i % per_clip:
+            out[i] = mask_window(x[i], masks, fill, rng)
+    return out
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -278,13 +332,14 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 def cross_validate(options: AudioTrainOptions, data: SpeechData, folds: int,
                    log: Callable[[str], None]) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities of every clip from one CNN trained without its actor's fold.
+    """Out-of-fold probabilities of every clip from options.cv_ensemble CNNs trained without its actor's fold.
 
     In each fold CV_VAL_ACTORS of the remaining actors early-stop the training. Returns "clean" and "degraded"
     (n, 8) probabilities (the degraded copy: the clip through a random real channel), cached in options.cache.
     """
     ignored = ("ravdess", "out", "command", "workers", "cache", "ensemble", "cv_folds")
-    recipe = {k: v for k, v in dataclasses.asdict(options).items() if k not in ignored}
+    recipe = {k: v for k, v in dataclasses.asdict(options).items()
+              if k not in ignored and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     key = _cache_key(_identity(data.items), recipe, folds, AUGMENT_VERSION)
     cached = options.cache / f"oof-{key}.npz" if options.cache is not None else None
     if cached is not None and cached.exists():
@@ -292,13 +347,13 @@ def cross_validate(options: AudioTrainOptions, data: SpeechData, folds: int,
         return dict(np.load(cached))
     n = len(data.items)
     result = {"clean": np.zeros((n, N_EMOTIONS), np.float32), "degraded": np.zeros((n, N_EMOTIONS), np.float32)}
-    single = dataclasses.replace(options, ensemble=1)
+    per_fold = dataclasses.replace(options, ensemble=options.cv_ensemble)
     for k, test_actors in enumerate(ravdess.actor_folds(data.actors.tolist(), folds, options.seed)):
         rest = [a for a in sorted(set(data.actors.tolist())) if a not in test_actors]
         n_val = min(CV_VAL_ACTORS, len(rest) - 1)
         val_actors = [int(a) for a in np.random.default_rng([options.seed, k]).choice(rest, n_val, replace=False)]
         log(f"fold {k + 1}/{folds}: test actors {list(test_actors)}, validation actors {sorted(val_actors)}")
-        model, _ = train_on(single, data, [a for a in rest if a not in val_actors], val_actors, log)
+        model, _ = train_on(per_fold, data, [a for a in rest if a not in val_actors], val_actors, log)
         mask = np.isin(data.actors, test_actors)
         result["clean"][mask] = predict(model, data.inputs(test_actors, 0, options.level)[0])
         result["degraded"][mask] = predict(model, data.inputs(test_actors, -1, options.level)[0])
@@ -309,9 +364,15 @@ def cross_validate(options: AudioTrainOptions, data: SpeechData, folds: int,
 
 
 def cv_summary(y: np.ndarray, probs: dict[str, np.ndarray], folds: int) -> dict[str, Any]:
-    """Headline metrics of out-of-fold predictions on clean and on channel-degraded speech."""
-    return {"folds": folds, "n": int(len(y)),
-            **{condition: headline(emotion_metrics(y, p)) for condition, p in probs.items()}}
+    """Headline metrics of out-of-fold predictions on clean and on channel-degraded speech; each condition's
+    "uniform_prior" has the quadrant metrics read with the uniform quadrant prior, as the timeline and the
+    fusion evaluation read them (each quadrant's mass divided by its number of emotions)."""
+    out: dict[str, Any] = {"folds": folds, "n": int(len(y))}
+    for condition, p in probs.items():
+        out[condition] = headline(emotion_metrics(y, p))
+        uniform = headline(emotion_metrics(y, p, uniform_prior=True))
+        out[condition]["uniform_prior"] = {k: uniform[k] for k in UNIFORM_PRIOR_KEYS}
+    return out
 
 
 def out_of_fold_predictions(ravdess_root: Path, folds: int = 5, seed: int = 0,
@@ -326,9 +387,15 @@ def out_of_fold_predictions(ravdess_root: Path, folds: int = 5, seed: int = 0,
 
 
 # The recipes --compare-recipes cross-validates (changes to AudioTrainOptions); the shipped one is among them.
+# Every one has channel augmentation; "1 CNN" / "3 CNNs": members averaged in each fold (cv_ensemble).
 RECIPES: dict[str, dict[str, Any]] = {
-    "channel augmentation, absolute level": {"level": "absolute"},
-    "channel augmentation, relative level": {"level": "relative"},
+    "absolute level, 1 CNN": {"level": "absolute", "cv_ensemble": 1},
+    "relative level, 1 CNN": {"level": "relative", "cv_ensemble": 1},
+    "relative level, deltas + variance pooling, 1 CNN": {"deltas": True, "pooling": "mean-max-var",
+                                                         "cv_ensemble": 1},
+    "relative level, deltas + variance pooling + 2 masks, 1 CNN": {"deltas": True, "pooling": "mean-max-var",
+                                                                   "masks": 2, "cv_ensemble": 1},
+    "relative level, 3 CNNs (shipped)": {"level": "relative", "cv_ensemble": 3},
 }
 
 
@@ -391,7 +458,9 @@ def _save(options: AudioTrainOptions, model: Any, metrics: dict[str, Any], data:
                       f"{counts[1]} validation (actors {split[1]}), {counts[2]} test (actors {split[2]})",
                  extra={"seed": options.seed, "augment_copies": options.augment_copies,
                         "channel_augment": options.channel_augment, "level": options.level,
-                        "ensemble": options.ensemble, "quadrant_loss": options.quadrant_loss})
+                        "ensemble": options.ensemble, "quadrant_loss": options.quadrant_loss,
+                        "deltas": options.deltas, "pooling": options.pooling, "masks": options.masks,
+                        "cv_ensemble": options.cv_ensemble})
     from emoscore.export import export_model  # the .tflite that `score` runs
 
     export_model(options.out, MODEL_NAME)
