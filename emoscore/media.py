@@ -27,9 +27,27 @@ from emoscore.errors import (
     OutputError,
 )
 
+# The name prefix of imageio-ffmpeg's bundled binary per sys.platform.
+_BUNDLED_FFMPEG = {"linux": "ffmpeg-linux", "darwin": "ffmpeg-macos", "win32": "ffmpeg-win"}
+
 
 @functools.cache
 def ffmpeg_exe() -> str:
+    """The ffmpeg binary: $IMAGEIO_FFMPEG_EXE, else the one bundled in imageio-ffmpeg, found without importing or
+    running anything (imageio_ffmpeg.get_ffmpeg_exe runs `ffmpeg -version` to check it, ~10-30 ms in every
+    process), else whatever imageio_ffmpeg.get_ffmpeg_exe finds (a conda or system ffmpeg)."""
+    import importlib.util
+    import os
+    import sys
+
+    if exe := os.environ.get("IMAGEIO_FFMPEG_EXE"):
+        return exe
+    spec = importlib.util.find_spec("imageio_ffmpeg")
+    prefix = _BUNDLED_FFMPEG.get(sys.platform)
+    if spec is not None and spec.origin and prefix:
+        for path in sorted((Path(spec.origin).parent / "binaries").glob(f"{prefix}*")):
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())

@@ -16,6 +16,25 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+def test_ffmpeg_is_imageio_ffmpeg_s_found_without_running_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageio_ffmpeg
+
+    calls: list[object] = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    media.ffmpeg_exe.cache_clear()
+    try:
+        found = media.ffmpeg_exe()
+        assert not calls  # no `ffmpeg -version` check
+        monkeypatch.undo()
+        assert found == imageio_ffmpeg.get_ffmpeg_exe()
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/my/ffmpeg")
+        media.ffmpeg_exe.cache_clear()
+        assert media.ffmpeg_exe() == "/opt/my/ffmpeg"
+    finally:
+        monkeypatch.undo()
+        media.ffmpeg_exe.cache_clear()
+
+
 def test_probe_reads_the_sample_clip(clip_a: Path) -> None:
     info = media.probe(clip_a)
     assert (info.width, info.height, info.fps, info.has_audio) == (844, 844, 25.0, True)
