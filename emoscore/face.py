@@ -184,10 +184,16 @@ def frontal_face_detector() -> Any:
 
 
 @functools.cache
-def _dlib_models() -> tuple[Any, Any]:
+def _dlib_detector() -> Any:
+    return frontal_face_detector()
+
+
+@functools.cache
+def _dlib_predictor() -> Any:
+    """dlib's 68-point shape predictor: ~0.6 s of parsing its 100 MB file (holding the GIL), once per process."""
     import dlib
 
-    return frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
+    return dlib.shape_predictor(str(predictor_path()))
 
 
 class FaceLandmarker:
@@ -195,28 +201,34 @@ class FaceLandmarker:
 
     Large frames are searched at `detect_width` first (HOG cost grows with the pixel count; talking heads
     are large), then at full size if nothing is found there; small frames get the detector's 2x upsampling.
-    The 68 points are always fitted on the full-size frame.
+    The 68 points are always fitted on the full-size frame. The shape predictor loads on first use (a
+    process that only finds faces, runtime's frame process, never loads it).
     """
 
     def __init__(self, upsample_below: int = FACE_UPSAMPLE_BELOW, detect_width: int = FACE_DETECT_WIDTH):
-        self.detector, self.predictor = _dlib_models()
+        self.detector = _dlib_detector()
         self.upsample_below = upsample_below
         self.detect_width = detect_width
 
+    @property
+    def predictor(self) -> Any:
+        return _dlib_predictor()
+
     def detect(self, frame: np.ndarray) -> np.ndarray | None:
         """(68, 2) float32 pixel coordinates of the chosen (largest) face, or None when no face is found."""
-        import cv2
+        gray = as_gray(frame)
+        box = self.find(gray)
+        return None if box is None else self.fit(gray, box)
+
+    def fit(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(68, 2) float32 pixel coordinates of the face in `box` (find's result) of the (h, w) uint8 frame."""
         import dlib
 
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        box = self._find(gray)
-        if box is None:
-            return None
         shape = self.predictor(gray, dlib.rectangle(*box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
-    def _find(self, gray: np.ndarray) -> tuple[int, int, int, int] | None:
-        """(left, top, right, bottom) in full-frame pixels of the largest face, or None."""
+    def find(self, gray: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) in full-frame pixels of the largest face in an (h, w) uint8 frame, or None."""
         import cv2
 
         if max(gray.shape[:2]) < self.upsample_below:
@@ -228,6 +240,13 @@ class FaceLandmarker:
             if found is not None:
                 return found
         return _largest(self.detector(gray, 0), 1.0)
+
+
+def as_gray(frame: np.ndarray) -> np.ndarray:
+    """A BGR (h, w, 3) or grayscale (h, w) uint8 frame as (h, w) grayscale."""
+    import cv2
+
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
 def _largest(boxes: Any, scale: float) -> tuple[int, int, int, int] | None:
@@ -281,6 +300,10 @@ class FaceEmotionModel:
         for t, frame in frames:
             times.append(t)
             found.append(self.landmarker.detect(frame))
+        return self.classify(times, found)
+
+    def classify(self, times: list[float], found: list[np.ndarray | None]) -> FrameProbs:
+        """FrameProbs of frames at `times` (s) whose (68, 2) landmarks (or None: no face) were found already."""
         present = np.array([f is not None for f in found], dtype=bool)
         landmarks = np.full((len(found), N_LANDMARKS, 2), np.nan, dtype=np.float32)
         probs = np.zeros((len(found), N_EMOTIONS), dtype=np.float32)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on 
 # Rows per interpreter call: the interpreter's tensor arena grows with the batch (a 10 min video's 2400 faces
 # in one call took ~440 MB and kept it), so longer inputs go through in slices of this many rows.
 LITE_MAX_BATCH = 256
+# Messages the face worker's frame process queues for its landmark process (each a 640 px grayscale frame, ~0.4
+# MB, at most): it goes on decoding and finding faces while that process still loads dlib's shape predictor.
+FRAMES_AHEAD = 64
 # Frames per FaceEmotionModel.analyse_frames call in the face worker: the model's landmark features of all
 # faces of a call are built at once (~0.1 MB per face), so a long video goes through in runs of this many frames.
 FACE_FRAMES_PER_CALL = 256
@@ -93,39 +97,59 @@ def load_lite(checkpoints: Path, name: str, constants: dict[str, Any] | None = N
 # --- the face branch on the second core ----------------------------------------------------------------------
 
 class FaceWorker:
-    """Frame decoding, dlib face detection, the face model and scene cuts in a child process.
+    """Frame decoding, dlib face finding and fitting, the face model and scene cuts, in two child processes.
 
-    The child loads dlib's models (~1 s, holding the GIL) and the face model once, at start, and then analyses
-    one video per request, so its work runs on the second core while the caller decodes and analyses the speech.
-    The child is forked (cheap: the caller has imported numpy and cv2 already) and ends with the caller (its
-    pipe closes) or with close().
+    The frame process decodes the sampled frames, finds the scene cuts and each frame's face box (dlib's HOG
+    detector loads in ~1 ms); the landmark process loads dlib's 68-point shape predictor (~0.6 s, holding the
+    GIL) and the face model once, then fits the 68 points in the boxes it is sent and classifies the faces. So
+    the predictor's load overlaps the decoding and the face finding instead of coming before them. Once it is
+    loaded, the frame process hands every other frame over whole (the landmark process finds its face too), so
+    the face finding runs on both cores. The whole branch runs beside the caller's speech analysis, one video per
+    request. Both children are forked (cheap: the caller has imported numpy) and end with the caller (their pipes
+    close) or with close().
     """
 
     def __init__(self, checkpoints: Path | None, frame_rate: float = 0.0, max_width: int = 0,
                  scene_threshold: float = 0.0) -> None:
-        """checkpoints None: started before the settings are known (the child loads dlib meanwhile); configure()
-        gives them before the first submit()."""
+        """checkpoints None: started before the settings are known (the children load dlib meanwhile);
+        configure() gives them before the first submit()."""
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_face_worker_main, daemon=True, name="emoscore-faces",
-                                        args=(child, checkpoints, frame_rate, max_width, scene_threshold,
-                                              self._conn, os.getpid()))
+        self._conn, fit_end = context.Pipe()  # landmark process: settings in, results out
+        self._frames, frames_end = context.Pipe()  # frame process: settings and videos in
+        link_in, link_out = context.Pipe(duplex=False)  # frame process -> landmark process: boxes and frames
+        ready_in, ready_out = context.Pipe(duplex=False)  # landmark process -> frame process: predictor loaded
+        settings = None if checkpoints is None else (checkpoints, frame_rate, max_width, scene_threshold)
+        mine = (self._conn, self._frames)
         # A stop signal during fork() would hit the at-fork hooks; held back, it arrives right after.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            self._process.start()
+            self._fitter = context.Process(target=_landmark_main, daemon=True, name="emoscore-landmarks",
+                                           args=(fit_end, (link_in, ready_out), settings,
+                                                 (*mine, frames_end, link_out, ready_in), os.getpid()))
+            self._fitter.start()
+            self._finder = context.Process(target=_frames_main, daemon=True, name="emoscore-frames",
+                                           args=(frames_end, (link_out, ready_in), settings,
+                                                 (*mine, fit_end, link_in, ready_out), os.getpid()))
+            self._finder.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        child.close()
+        for end in (fit_end, frames_end, link_in, link_out, ready_in, ready_out):
+            end.close()
         self._busy = False
-        self._configured = checkpoints is not None
+        self._configured = settings is not None
+
+    @property
+    def processes(self) -> tuple[Any, Any]:
+        """(the landmark process, the frame process)."""
+        return self._fitter, self._finder
 
     def configure(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> None:
-        """The settings of a worker started without them; the child then loads the face model."""
+        """The settings of a worker started without them; the children then load the face model and take videos."""
         if not self._configured:
-            self._conn.send((checkpoints, frame_rate, max_width, scene_threshold))
+            for conn in (self._conn, self._frames):
+                conn.send((checkpoints, frame_rate, max_width, scene_threshold))
             self._configured = True
 
     def submit(self, info: Any) -> None:
@@ -133,11 +157,11 @@ class FaceWorker:
         if self._busy:  # an earlier request whose caller failed before collecting it
             with contextlib.suppress(Exception):
                 self.result()
-        self._conn.send(info)
+        self._frames.send(info)
         self._busy = True
 
     def result(self) -> tuple[Any, np.ndarray]:
-        """(face.FrameProbs, scene cuts (k,) s) of the submitted video; re-raises the child's error."""
+        """(face.FrameProbs, scene cuts (k,) s) of the submitted video; re-raises a child's error."""
         try:
             status, payload = self._conn.recv()
         except EOFError:
@@ -149,23 +173,27 @@ class FaceWorker:
         return payload
 
     def close(self) -> None:
-        if self._process.is_alive():
-            if self._busy or not self._configured:  # mid-analysis, or still loading dlib for nobody
-                self._process.terminate()
-            else:
-                self._conn.send(None)
-            self._process.join(timeout=5)
+        running = [p for p in self.processes if p.is_alive()]
+        if self._busy or not self._configured:  # mid-analysis, or still loading dlib for nobody
+            for process in running:
+                process.terminate()
+        elif running:
+            with contextlib.suppress(OSError):
+                self._frames.send(None)  # the frame process ends; its pipe's end ends the landmark process
+        for process in running:
+            process.join(timeout=5)
         self._conn.close()
+        self._frames.close()
 
 
-def _face_worker_main(conn: Any, checkpoints: Path | None, frame_rate: float, max_width: int, threshold: float,
-                      parent_end: Any = None, parent_pid: int | None = None) -> None:
-    """The child's loop. parent_end: the caller's end of the pipe, inherited by the fork and closed here at
-    once, so the caller's death closes the pipe (EOF) even before the death signal is armed; parent_pid: the
-    caller, checked after arming it (a caller that died in between left this child orphaned: it ends).
-    checkpoints None: dlib's models load first, then the settings come as the first message (configure)."""
-    if parent_end is not None:
-        parent_end.close()
+def _child_start(close: tuple[Any, ...], parent_pid: int | None) -> bool:
+    """The start of both children; False if the caller is gone already (the child then ends).
+
+    close: the pipe ends of the caller and of the other child, inherited by the fork and closed here at once, so
+    a death closes its pipes (EOF) even before the death signal is armed; parent_pid: the caller, checked after
+    arming it (a caller that died in between left this child orphaned)."""
+    for end in close:
+        end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; this child ends with it
     for signum in STOP_SIGNALS - {signal.SIGINT}:  # not the caller's clean-up handlers, inherited by the fork
         signal.signal(signum, signal.SIG_DFL)
@@ -174,40 +202,195 @@ def _face_worker_main(conn: Any, checkpoints: Path | None, frame_rate: float, ma
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if parent_pid is not None and os.getppid() != parent_pid:  # the caller died before the signal was armed
-        return
-    if checkpoints is None:
-        with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load below
-            from emoscore.face import _dlib_models
+    return parent_pid is None or os.getppid() == parent_pid
 
-            _dlib_models()  # ~0.7 s, the bulk of the start, needs no settings
+
+def _receive(conn: Any) -> Any:
+    """The next message from the caller; None (stop) when its pipe closed."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | None, close: tuple[Any, ...],
+                 parent_pid: int | None = None) -> None:
+    """The frame process: per video from `conn`, every sampled frame to the landmark process over links[0] (see
+    _find_faces), then ("end", scene cuts); ("error", exc) instead of the end when decoding fails. links[1]
+    says when the landmark process has loaded its predictor. A None from the caller (or its pipe's end) ends
+    it, and with it links[0]."""
+    if not _child_start(close, parent_pid):
+        return
+    link, ready = links
+    finder: Any
+    try:
+        from emoscore.face import FaceLandmarker
+
+        finder = FaceLandmarker()  # the detector only: the shape predictor is the landmark process's
+    except Exception as exc:  # reported with the first request, where the caller expects results
+        finder = exc
+    if settings is None and (settings := _receive(conn)) is None:
+        return
+    _, frame_rate, max_width, threshold = settings
+    while (info := _receive(conn)) is not None:
         try:
-            setup = conn.recv()
-        except (EOFError, OSError):
-            return
-        if setup is None:
-            return
-        checkpoints, frame_rate, max_width, threshold = setup
+            if isinstance(finder, Exception):
+                raise finder
+            cuts = _find_faces(finder, info, frame_rate, max_width, threshold, link, ready)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the landmark process is gone
+        except Exception as exc:
+            link.send(("error", exc))
+        else:
+            link.send(("end", cuts))
+
+
+def _find_faces(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, link: Any,
+                ready: Any) -> np.ndarray:
+    """Send per sampled frame of `info` over `link` ("frame", time s, box or None, (h, w) uint8 grayscale frame or
+    None), or, every other frame once `ready` has a message, ("find", time s, grayscale frame) for the landmark
+    process to find the face in; the scene cuts (k,) s."""
+    from emoscore import media
+    from emoscore.face import as_gray
+    from emoscore.scenes import SceneDetector
+
+    scenes = SceneDetector(threshold)
+    handed = False
+    with _queued(link) as send:
+        for t, frame in media.iter_frames(info, frame_rate, max_width):
+            scenes.update(t, frame)
+            gray = as_gray(frame)
+            handed = not handed and ready.poll()
+            if handed:
+                send(("find", t, gray))
+                continue
+            box = finder.find(gray)
+            send(("frame", t, box, None if box is None else gray))
+    return scenes.cuts
+
+
+@contextlib.contextmanager
+def _queued(link: Any, limit: int = FRAMES_AHEAD) -> Iterator[Callable[[Any], None]]:
+    """A send function whose messages go over `link` from a thread, up to `limit` of them waiting (a pipe holds
+    less than one frame); on leaving, all are sent, or the link's error is raised."""
+    import queue
+
+    pending: queue.Queue[Any] = queue.Queue(maxsize=limit)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        while (message := pending.get()) is not None:
+            if not failed:
+                try:
+                    link.send(message)
+                except Exception as exc:  # the landmark process is gone: the rest is dropped
+                    failed.append(exc)
+
+    def send(message: Any) -> None:
+        if failed:
+            raise failed[0]
+        pending.put(message)
+
+    thread = threading.Thread(target=run, daemon=True, name="emoscore-frames-send")
+    thread.start()
+    try:
+        yield send
+    finally:
+        pending.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
+def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | None, close: tuple[Any, ...],
+                   parent_pid: int | None = None) -> None:
+    """The landmark process: dlib's shape predictor loads first (needs no settings; then a message on links[1]),
+    then the face model; per video, the landmarks fitted in the frame process's boxes (from links[0]) and
+    classified: ("ok", (face.FrameProbs, scene cuts)) or ("error", exc) to the caller. Ends when the frame
+    process's pipe ends."""
+    if not _child_start(close, parent_pid):
+        return
+    link, ready = links
+    with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load below
+        from emoscore.face import _dlib_predictor
+
+        _dlib_predictor()  # ~0.6 s, the bulk of the start
+    with contextlib.suppress(OSError):
+        ready.send(True)
+    if settings is None and (settings := _receive(conn)) is None:
+        return
     model: Any
     try:
         from emoscore.face import FaceEmotionModel
 
-        model = FaceEmotionModel(checkpoints)
+        model = FaceEmotionModel(settings[0])
     except Exception as exc:  # reported with the first request, where the caller expects results
         model = exc
     while True:
+        reply: tuple[str, Any]
         try:
-            info = conn.recv()
-        except (EOFError, OSError):
+            reply = ("ok", _fit_video(model, link))
+        except _FramesEnded:
             return
-        if info is None:
-            return
-        try:
-            if isinstance(model, Exception):
-                raise model
-            conn.send(("ok", _analyse_faces(model, info, frame_rate, max_width, threshold)))
         except Exception as exc:
-            conn.send(("error", exc))
+            reply = ("error", exc)
+        conn.send(reply)
+
+
+class _FramesEnded(Exception):
+    """The frame process's pipe ended (it was stopped): the landmark process ends too."""
+
+
+def _fit_video(model: Any, link: Any) -> tuple[Any, np.ndarray]:
+    """(face.FrameProbs, scene cuts) of one video's messages from the frame process (read to its end even when
+    the model failed to load, which is then raised)."""
+    cuts: list[Any] = []
+
+    def receive() -> Any:
+        try:
+            return link.recv()
+        except (EOFError, OSError):
+            raise _FramesEnded from None
+
+    def fitted() -> Any:
+        while (message := receive())[0] in ("frame", "find"):
+            if isinstance(model, Exception):
+                yield message[1], None
+            elif message[0] == "find":
+                yield message[1], model.landmarker.detect(message[2])
+            else:
+                _, t, box, gray = message
+                yield t, None if box is None else model.landmarker.fit(gray, box)
+        if message[0] == "error":
+            raise message[1]
+        cuts.append(message[1])
+
+    if isinstance(model, Exception):
+        for _ in fitted():
+            pass
+        raise model
+    probs = _classify_in_runs(model, fitted())
+    return probs, cuts[0]
+
+
+def _classify_in_runs(model: Any, fitted: Any) -> Any:
+    """model.classify of the whole (time, landmarks or None) stream, FACE_FRAMES_PER_CALL frames per call (each
+    face's result depends on that face alone, so the result is the same); face.FrameProbs."""
+    import itertools
+
+    import numpy as np
+
+    parts: list[Any] = []
+    while True:
+        run = list(itertools.islice(fitted, FACE_FRAMES_PER_CALL))
+        if run or not parts:
+            parts.append(model.classify([t for t, _ in run], [points for _, points in run]))
+        if len(run) < FACE_FRAMES_PER_CALL:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    return type(parts[0])(**{name: np.concatenate([getattr(p, name) for p in parts])
+                             for name in ("times", "probs", "present", "landmarks")})
 
 
 _EARLY_WORKER: list[tuple[int, FaceWorker]] = []  # (the pid that started it, the worker) of start_face_worker_early
@@ -237,36 +420,3 @@ def discard_early_face_worker() -> None:
         pid, worker = _EARLY_WORKER.pop()
         if pid == os.getpid():
             worker.close()
-
-
-def _analyse_faces(model: Any, info: Any, frame_rate: float, max_width: int, threshold: float
-                   ) -> tuple[Any, np.ndarray]:
-    from emoscore import media
-    from emoscore.scenes import SceneDetector
-
-    scenes = SceneDetector(threshold)
-
-    def frames() -> Any:
-        for t, frame in media.iter_frames(info, frame_rate, max_width):
-            scenes.update(t, frame)
-            yield t, frame
-
-    return _analyse_in_runs(model, frames()), scenes.cuts
-
-
-def _analyse_in_runs(model: Any, frames: Any) -> Any:
-    """model.analyse_frames of the whole (time, frame) stream, FACE_FRAMES_PER_CALL frames per call (each
-    face's result depends on that face alone, so the result is the same); face.FrameProbs."""
-    import itertools
-
-    parts: list[Any] = []
-    while True:
-        part = model.analyse_frames(itertools.islice(frames, FACE_FRAMES_PER_CALL))
-        if len(part.times) or not parts:
-            parts.append(part)
-        if len(part.times) < FACE_FRAMES_PER_CALL:
-            break
-    if len(parts) == 1:
-        return parts[0]
-    return type(parts[0])(**{name: np.concatenate([getattr(p, name) for p in parts])
-                             for name in ("times", "probs", "present", "landmarks")})

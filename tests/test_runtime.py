@@ -249,8 +249,8 @@ def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path
 
 
 @pytest.mark.parametrize("per_call", [7, 1000])
-def test_face_worker_analyses_a_long_video_in_runs_of_frames(clip_b: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             per_call: int) -> None:
+def test_face_worker_classifies_a_long_video_in_runs_of_frames(clip_b: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               per_call: int) -> None:
     from emoscore import runtime
     from emoscore.face import FaceEmotionModel
     from emoscore.media import iter_frames, probe
@@ -260,13 +260,32 @@ def test_face_worker_analyses_a_long_video_in_runs_of_frames(clip_b: Path, monke
     want = model.analyse_frames(iter_frames(info, 4.0, 640))
     monkeypatch.setattr(runtime, "FACE_FRAMES_PER_CALL", per_call)
     calls: list[int] = []
-    analyse = model.analyse_frames
-    monkeypatch.setattr(model, "analyse_frames", lambda frames: calls.append(1) or analyse(frames))
-    got = runtime._analyse_in_runs(model, iter_frames(info, 4.0, 640))
+    classify = model.classify
+    monkeypatch.setattr(model, "classify", lambda times, found: calls.append(1) or classify(times, found))
+    fitted = ((t, model.landmarker.detect(frame)) for t, frame in iter_frames(info, 4.0, 640))
+    got = runtime._classify_in_runs(model, fitted)
     assert len(calls) == len(want.times) // per_call + 1
     for name in ("times", "present", "landmarks"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
     np.testing.assert_allclose(got.probs, want.probs, atol=1e-6)
+
+
+def test_found_boxes_fitted_apart_give_detect_s_landmarks(clip_b: Path) -> None:
+    """The frame process finds, the landmark process fits: together they are FaceLandmarker.detect."""
+    from emoscore.face import FaceLandmarker, as_gray
+    from emoscore.media import iter_frames, probe
+
+    landmarker = FaceLandmarker()
+    found = 0
+    for _, frame in iter_frames(probe(clip_b), 4.0, 640):
+        gray = as_gray(frame)
+        box = landmarker.find(gray)
+        want = landmarker.detect(frame)
+        assert (box is None) == (want is None)
+        if box is not None and want is not None:
+            np.testing.assert_array_equal(landmarker.fit(gray.copy(), box), want)
+            found += 1
+    assert found >= 10
 
 
 def test_block_wise_mixing_equals_one_block(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,39 +321,53 @@ def test_lean_audio_reader_gives_read_audio_s_samples(clip_b: Path, tmp_path: Pa
         media.read_audio_lean(tmp_path / "bad.mp4")
 
 
-def _start_face_child(folder: Path, parent_pid: int) -> tuple[Any, Any]:
-    """(the face worker's main in a forked child, as FaceWorker starts it; the caller's end of its pipe)."""
+def _start_face_child(kind: str, folder: Path, parent_pid: int) -> tuple[Any, Any]:
+    """(a face worker child forked as FaceWorker starts it: "frames" or "landmarks"; the pipe end whose closing
+    must end it: the caller's end for the frame process, the frame process's end for the landmark process)."""
     import multiprocessing
 
-    from emoscore.runtime import _face_worker_main
+    from emoscore.runtime import _frames_main, _landmark_main
 
     context = multiprocessing.get_context("fork")
     mine, child = context.Pipe()
-    process = context.Process(target=_face_worker_main, daemon=True,
-                              args=(child, folder, 4.0, 640, 0.5, mine, parent_pid))
+    link_in, link_out = context.Pipe(duplex=False)
+    ready_in, ready_out = context.Pipe(duplex=False)
+    settings = (folder, 4.0, 640, 0.5)
+    if kind == "frames":
+        target, args, ends = _frames_main, (child, (link_out, ready_in), settings, (mine, link_in, ready_out),
+                                            parent_pid), mine
+    else:
+        target, args, ends = _landmark_main, (child, (link_in, ready_out), settings, (mine, link_out, ready_in),
+                                              parent_pid), link_out
+    process = context.Process(target=target, daemon=True, args=args)
     process.start()
-    child.close()
-    return process, mine
+    for end in {child, link_in, link_out, ready_in, ready_out} - {ends}:
+        end.close()
+    if kind == "landmarks":
+        mine.close()
+    return process, ends
 
 
-def test_face_child_ends_when_the_caller_s_pipe_end_closes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["frames", "landmarks"])
+def test_face_child_ends_when_the_pipe_it_serves_closes(tmp_path: Path, kind: str) -> None:
     import os
 
-    process, mine = _start_face_child(tmp_path, os.getpid())
-    mine.close()  # what the caller's death does; the child must not hold its own copy of this end
+    process, end = _start_face_child(kind, tmp_path, os.getpid())
+    end.close()  # what the caller's (or the frame process's) death does; the child holds no copy of this end
     process.join(timeout=20)
     assert process.exitcode == 0
 
 
-def test_face_child_orphaned_before_its_death_signal_ends_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["frames", "landmarks"])
+def test_face_child_orphaned_before_its_death_signal_ends_at_once(tmp_path: Path, kind: str) -> None:
     import os
 
-    process, mine = _start_face_child(tmp_path, os.getpid() + 10**6)  # "its caller is gone": another parent
+    process, end = _start_face_child(kind, tmp_path, os.getpid() + 10**6)  # "its caller is gone": another parent
     try:
         process.join(timeout=20)
         assert process.exitcode == 0  # it did not wait for a request on the still-open pipe
     finally:
-        mine.close()
+        end.close()
 
 
 def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_path: Path) -> None:
@@ -360,4 +393,4 @@ def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_pa
     runtime.start_face_worker_early()
     unused = runtime._EARLY_WORKER[0][1]
     runtime.discard_early_face_worker()  # nobody took it: stopped at once, even while dlib loads
-    assert not runtime._EARLY_WORKER and not unused._process.is_alive()
+    assert not runtime._EARLY_WORKER and not any(p.is_alive() for p in unused.processes)
