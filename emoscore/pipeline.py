@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -172,14 +173,14 @@ def verify_models(checkpoints: Path) -> None:
 
 
 def warm_up_outputs() -> None:
-    """Import what rendering, mixing, muxing and the timeline outputs use (~0.1 s on this 2-core machine), so that
-    it happens while this process waits for the face worker instead of after it."""
+    """Import what rendering, mixing and muxing use, so that it happens while this process waits for the face
+    worker instead of after it. (The timeline's picture and markers import theirs, OpenTimelineIO and OpenCV
+    ~0.15 s, in the thread that writes them beside the soundtrack: Scorer._write_views.)"""
     import fluidsynth  # noqa: F401
     import mido  # noqa: F401
-    import opentimelineio  # noqa: F401
     import soundfile  # noqa: F401
 
-    from emoscore import interchange, loudness, mixing, plot  # noqa: F401
+    from emoscore import loudness, mixing  # noqa: F401
     from emoscore.music import midifile, render  # noqa: F401
 
 
@@ -267,9 +268,14 @@ class Scorer:
             timeline = self._analyse(info, watch, warnings)
         else:
             timeline = self._edited(edit, info, watch, warnings)
-        with staging_folder(output) as staging:
+        with staging_folder(output) as staging, ThreadPoolExecutor(max_workers=1) as pool:
             staged = staging / output.name
-            loudness = self._soundtracks(info, timeline, staged, watch)
+            # The outputs that need no soundtrack are written in a thread while the soundtrack is muxed (ffmpeg
+            # leaves this process's GIL free).
+            views: list[Any] = []
+            loudness = self._soundtracks(info, timeline, staged, watch, lambda: views.append(
+                pool.submit(self._write_views, info, timeline, staged)))
+            (views[0] if views else pool.submit(self._write_views, info, timeline, staged)).result()
             self._write_timeline(info, timeline, staged, watch, warnings, loudness, edit)
             for path in [*extra_paths(staged, self.options), *reversed(output_paths(staged))]:
                 path.replace(output.parent / path.name)  # the main video last: if it exists, so do the rest
@@ -315,8 +321,8 @@ class Scorer:
         speech = media.read_audio_lean(info.path, AUDIO_SAMPLE_RATE)
         return self.load_models()[1].analyse(speech, starts, self.options.config.analysis.window_seconds)
 
-    def _soundtracks(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch
-                     ) -> dict[str, Any]:
+    def _soundtracks(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch,
+                     muxing: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """The main soundtrack (seed) and each variation k (seed + k); loudness of the input and each mix.
 
         The dialogue is decoded (into a raw file in the staging folder) and measured in a thread while the first
@@ -328,7 +334,7 @@ class Scorer:
         pool = ThreadPoolExecutor(max_workers=1)
         try:
             job = pool.submit(self._dialogue, info, staged.with_name(staged.name + ".dialogue.f32"))
-            report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, job)
+            report["output"] = self._compose_and_mix(info, timeline, staged, watch, self.options.seed, job, muxing)
             report["variations"] = [
                 self._compose_and_mix(info, timeline, variation_path(staged, k), watch, self.options.seed + k, job)
                 for k in range(1, self.options.variations + 1)]
@@ -349,12 +355,13 @@ class Scorer:
         return raw, {"integrated_lufs": round(level, 2)}
 
     def _compose_and_mix(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch, seed: int,
-                         dialogue_job: Any) -> dict[str, float]:
+                         dialogue_job: Any, muxing: Callable[[], None] = lambda: None) -> dict[str, float]:
         """Compose, render, mix and mux one soundtrack into `staged` and its stems; the mix's loudness.
 
-        dialogue_job: a Future of _dialogue's result. Streaming: fluidsynth renders block by block into the
-        .music.wav stem and a raw copy in the staging folder, the mix (and mastering) read those files a block
-        at a time and write .mix.wav block by block while measuring it, so memory does not grow with the length.
+        dialogue_job: a Future of _dialogue's result; muxing: called as ffmpeg starts muxing. Streaming: fluidsynth
+        renders block by block into the .music.wav stem and a raw copy in the staging folder, the mix (and
+        mastering) read those files a block at a time and write .mix.wav block by block while measuring it, so
+        memory does not grow with the length.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -393,6 +400,7 @@ class Scorer:
             music_raw.unlink()
             with ThreadPoolExecutor(max_workers=1) as pool:
                 report = pool.submit(lambda: measure_blocks(media.raw_blocks(mix_raw, 2), total, OUTPUT_SAMPLE_RATE))
+                muxing()
                 self._notes.extend(media.mux(info.path, stem_path(staged, ".mix.wav"), staged, info))
                 return report.result().to_dict()
 
@@ -415,21 +423,28 @@ class Scorer:
         for suffix in PART_SUFFIXES:
             media.write_wav(stem_path(staged, suffix), parts[suffix.split(".")[1]], OUTPUT_SAMPLE_RATE)
 
-    def _write_timeline(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch,
-                        warnings: list[str], loudness: dict[str, Any], edit: Any) -> None:
+    def _write_views(self, info: media.VideoInfo, timeline: Any, staged: Path) -> None:
+        """The timeline's CSV, picture and markers (OTIO, EDL, FCP XML): everything but the JSON record. Runs
+        beside the soundtrack stages (untimed: its time is hidden behind theirs)."""
         from emoscore.interchange import write_interchange
         from emoscore.plot import plot_timeline, write_png
-        from emoscore.timeline import timeline_to_csv, timeline_to_json
+        from emoscore.timeline import timeline_to_csv
+
+        write_interchange(timeline.segments, info.duration, info.fps, staged)
+        stem_path(staged, ".timeline.csv").write_text(timeline_to_csv(timeline))
+        write_png(stem_path(staged, ".timeline.png"), plot_timeline(timeline))
+
+    def _write_timeline(self, info: media.VideoInfo, timeline: Any, staged: Path, watch: Stopwatch,
+                        warnings: list[str], loudness: dict[str, Any], edit: Any) -> None:
+        """The timeline JSON: segments, windows and the run's record (with the loudness of the input and mixes)."""
+        from emoscore.timeline import timeline_to_json
 
         with watch.stage("outputs"):
             meta = self.run_record(info, warnings)
             meta["loudness"] = loudness
             meta["edited_from"] = None if edit is None else edit.source
-            write_interchange(timeline.segments, info.duration, info.fps, staged)
             data = timeline_to_json(timeline, meta)
             stem_path(staged, ".timeline.json").write_text(dumps_json(data) + "\n")
-            stem_path(staged, ".timeline.csv").write_text(timeline_to_csv(timeline))
-            write_png(stem_path(staged, ".timeline.png"), plot_timeline(timeline))
 
     def run_record(self, info: media.VideoInfo, warnings: list[str]) -> dict[str, Any]:
         """What this run used: input, config, seed and the sha256 of every model, for the timeline JSON."""
