@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -394,3 +395,38 @@ def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_pa
     unused = runtime._EARLY_WORKER[0][1]
     runtime.discard_early_face_worker()  # nobody took it: stopped at once, even while dlib loads
     assert not runtime._EARLY_WORKER and not any(p.is_alive() for p in unused.processes)
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of the processes whose command line contains `text` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_console_script_ends_at_once_with_everything_written(tmp_path: Path, clip_a: Path) -> None:
+    """`emoscore score FILE` ends with os._exit once its outputs are in place: its report is printed whole, every
+    output is there, no staging folder is left and the face worker's children end with it."""
+    import time
+
+    from emoscore.pipeline import output_paths
+
+    exe = Path(sys.executable).with_name("emoscore")
+    out = tmp_path / "scored" / clip_a.name
+    out.parent.mkdir()
+    checkpoints = consistent_checkpoints(tmp_path / "checkpoints")
+    proc = subprocess.run([str(exe), "score", str(clip_a), "-o", str(out), "--checkpoints", str(checkpoints)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-2].startswith(str(out)) and proc.stdout.splitlines()[-1].startswith("loudness")
+    assert all(path.is_file() for path in output_paths(out))
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(p.name for p in output_paths(out))
+    deadline = time.monotonic() + 10
+    while _processes_naming(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_naming(str(out))
