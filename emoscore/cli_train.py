@@ -54,6 +54,8 @@ def train_audio(
     seed: SeedOpt = 0,
     cv_folds: Annotated[int, typer.Option(
         help="Also record actor-wise cross-validation with this many folds (clean and channel-degraded).")] = 0,
+    cv_ensemble: Annotated[int, typer.Option(
+        min=1, help="CNNs (seeds) averaged in each cross-validation fold, as --ensemble in the shipped model.")] = 3,
     compare_recipes: Annotated[bool, typer.Option(
         help="With --cv-folds: also cross-validate the other training recipes and record their scores.")] = False,
     cache: Annotated[Path | None, typer.Option(
@@ -64,7 +66,8 @@ def train_audio(
     from emoscore.speech_train import DEFAULT_CACHE, AudioTrainOptions, train_audio_model
 
     options = AudioTrainOptions(ravdess=ravdess, out=checkpoint_dir(out), epochs=epochs, seed=seed, ensemble=ensemble,
-                                cv_folds=cv_folds, cache=cache or DEFAULT_CACHE, command=invoked_command())
+                                cv_folds=cv_folds, cv_ensemble=cv_ensemble, cache=cache or DEFAULT_CACHE,
+                                command=invoked_command())
     metrics = train_audio_model(options, log=typer.echo, compare=compare_recipes)
     echo_audio("test actors (never seen in training):", metrics)
 

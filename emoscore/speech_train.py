@@ -391,8 +391,6 @@ def out_of_fold_predictions(ravdess_root: Path, folds: int = 5, seed: int = 0,
 RECIPES: dict[str, dict[str, Any]] = {
     "absolute level, 1 CNN": {"level": "absolute", "cv_ensemble": 1},
     "relative level, 1 CNN": {"level": "relative", "cv_ensemble": 1},
-    "relative level, deltas + variance pooling, 1 CNN": {"deltas": True, "pooling": "mean-max-var",
-                                                         "cv_ensemble": 1},
     "relative level, deltas + variance pooling + 2 masks, 1 CNN": {"deltas": True, "pooling": "mean-max-var",
                                                                    "masks": 2, "cv_ensemble": 1},
     "relative level, 3 CNNs (shipped)": {"level": "relative", "cv_ensemble": 3},
