@@ -202,13 +202,17 @@ class FaceLandmarker:
     Large frames are searched at `detect_width` first (HOG cost grows with the pixel count; talking heads
     are large), then at full size if nothing is found there; small frames get the detector's 2x upsampling.
     The 68 points are always fitted on the full-size frame. The shape predictor loads on first use (a
-    process that only finds faces, runtime's frame process, never loads it).
+    process that only finds faces, runtime's frame process, never loads it). With `shape_model` set (a
+    shape_model.ShapeModel: the same predictor evaluated in numpy, the same points, loaded in ~1 ms instead of
+    dlib's ~0.6 s but ~4x slower per face) the faces are fitted by it instead.
     """
 
-    def __init__(self, upsample_below: int = FACE_UPSAMPLE_BELOW, detect_width: int = FACE_DETECT_WIDTH):
+    def __init__(self, upsample_below: int = FACE_UPSAMPLE_BELOW, detect_width: int = FACE_DETECT_WIDTH,
+                 shape_model: Any = None):
         self.detector = _dlib_detector()
         self.upsample_below = upsample_below
         self.detect_width = detect_width
+        self.shape_model = shape_model
 
     @property
     def predictor(self) -> Any:
@@ -224,6 +228,8 @@ class FaceLandmarker:
         """(68, 2) float32 pixel coordinates of the face in `box` (find's result) of the (h, w) uint8 frame."""
         import dlib
 
+        if self.shape_model is not None:
+            return np.asarray(self.shape_model.fit(gray, box), dtype=np.float32)
         shape = self.predictor(gray, dlib.rectangle(*box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 

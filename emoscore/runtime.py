@@ -29,8 +29,12 @@ LITE_THREADS = 1  # one thread per interpreter: the pipeline overlaps stages on 
 # in one call took ~440 MB and kept it), so longer inputs go through in slices of this many rows.
 LITE_MAX_BATCH = 256
 # Messages the face worker's frame process queues for its landmark process (each a 640 px grayscale frame, ~0.4
-# MB, at most): it goes on decoding and finding faces while that process still loads dlib's shape predictor.
+# MB, at most): it goes on decoding and finding faces while that process still loads its shape predictor.
 FRAMES_AHEAD = 64
+# Videos of up to this many sampled frames have their faces fitted by dlib's shape predictor evaluated in numpy
+# (shape_model: loads in ~1 ms, ~4 ms a face); longer ones by dlib's own (loads in ~0.6 s, ~1.3 ms a face), about
+# where its load pays off (a ~40 s video at 4 frames per second). The landmarks are the same.
+NUMPY_FITS = 160
 # Frames per FaceEmotionModel.analyse_frames call in the face worker: the model's landmark features of all
 # faces of a call are built at once (~0.1 MB per face), so a long video goes through in runs of this many frames.
 FACE_FRAMES_PER_CALL = 256
@@ -100,11 +104,11 @@ class FaceWorker:
     """Frame decoding, dlib face finding and fitting, the face model and scene cuts, in two child processes.
 
     The frame process decodes the sampled frames, finds the scene cuts and each frame's face box (dlib's HOG
-    detector loads in ~1 ms); the landmark process loads dlib's 68-point shape predictor (~0.6 s, holding the
-    GIL) and the face model once, then fits the 68 points in the boxes it is sent and classifies the faces. So
-    the predictor's load overlaps the decoding and the face finding instead of coming before them. Once it is
-    loaded, the frame process hands every other frame over whole (the landmark process finds its face too), so
-    the face finding runs on both cores. The whole branch runs beside the caller's speech analysis, one video per
+    detector loads in ~1 ms); the landmark process loads dlib's 68-point shape predictor evaluated in numpy
+    (shape_model, ~1 ms; dlib's own, ~0.6 s holding the GIL, for a long video: NUMPY_FITS) and the face model
+    once, then fits the 68 points in the boxes it is sent and classifies the faces. Once it is ready, the frame
+    process hands every other frame over whole (the landmark process finds its face too), so the face finding
+    runs on both cores. The whole branch runs beside the caller's checks and speech analysis, one video per
     request. Both children are forked (cheap: the caller has imported numpy) and end with the caller (their pipes
     close) or with close().
     """
@@ -247,9 +251,9 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
 
 def _find_faces(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, link: Any,
                 ready: Any) -> np.ndarray:
-    """Send per sampled frame of `info` over `link` ("frame", time s, box or None, (h, w) uint8 grayscale frame or
-    None), or, every other frame once `ready` has a message, ("find", time s, grayscale frame) for the landmark
-    process to find the face in; the scene cuts (k,) s."""
+    """Send ("video", about how many frames) over `link`, then per sampled frame of `info` ("frame", time s, box or
+    None, (h, w) uint8 grayscale frame or None), or, every other frame once `ready` has a message, ("find", time
+    s, grayscale frame) for the landmark process to find the face in; the scene cuts (k,) s."""
     from emoscore import media
     from emoscore.face import as_gray
     from emoscore.scenes import SceneDetector
@@ -257,6 +261,7 @@ def _find_faces(finder: Any, info: Any, frame_rate: float, max_width: int, thres
     scenes = SceneDetector(threshold)
     handed = False
     with _queued(link) as send:
+        send(("video", int(info.duration * frame_rate) + 1))  # about how many frames come
         for t, frame in media.iter_frames(info, frame_rate, max_width):
             scenes.update(t, frame)
             gray = as_gray(frame)
@@ -304,17 +309,14 @@ def _queued(link: Any, limit: int = FRAMES_AHEAD) -> Iterator[Callable[[Any], No
 
 def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | None, close: tuple[Any, ...],
                    parent_pid: int | None = None) -> None:
-    """The landmark process: dlib's shape predictor loads first (needs no settings; then a message on links[1]),
+    """The landmark process: the shape predictor loads first (needs no settings; then a message on links[1]),
     then the face model; per video, the landmarks fitted in the frame process's boxes (from links[0]) and
     classified: ("ok", (face.FrameProbs, scene cuts)) or ("error", exc) to the caller. Ends when the frame
     process's pipe ends."""
     if not _child_start(close, parent_pid):
         return
     link, ready = links
-    with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load below
-        from emoscore.face import _dlib_predictor
-
-        _dlib_predictor()  # ~0.6 s, the bulk of the start
+    shapes = _shape_model()
     with contextlib.suppress(OSError):
         ready.send(True)
     if settings is None and (settings := _receive(conn)) is None:
@@ -329,7 +331,7 @@ def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] 
     while True:
         reply: tuple[str, Any]
         try:
-            reply = ("ok", _fit_video(model, link))
+            reply = ("ok", _fit_video(model, link, shapes))
         except _FramesEnded:
             return
         except Exception as exc:
@@ -337,11 +339,35 @@ def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] 
         conn.send(reply)
 
 
+def _shape_model() -> Any:
+    """dlib's 68-point predictor in numpy (shape_model: ~1 ms from its cache; converted into it on the first run,
+    ~2 s), or None after loading dlib's own (~0.6 s) when that fails (no numba, an unreadable file)."""
+    try:
+        from emoscore import shape_model
+        from emoscore.face import predictor_path
+
+        return shape_model.load(predictor_path())
+    except Exception:  # numba's and numpy's errors, OSError: dlib's own predictor is the fallback
+        with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load
+            from emoscore.face import _dlib_predictor
+
+            _dlib_predictor()
+        return None
+
+
 class _FramesEnded(Exception):
     """The frame process's pipe ended (it was stopped): the landmark process ends too."""
 
 
-def _fit_video(model: Any, link: Any) -> tuple[Any, np.ndarray]:
+def _choose_shape_model(landmarker: Any, shapes: Any, frames: int) -> None:
+    """Fit a video of about `frames` sampled frames with the numpy predictor `shapes` (if there is one) when it
+    is short (NUMPY_FITS), else with dlib's own, loaded now (once per process)."""
+    landmarker.shape_model = shapes if frames <= NUMPY_FITS else None
+    if landmarker.shape_model is None:
+        landmarker.predictor  # noqa: B018 - loads dlib's predictor (~0.6 s) before the first face comes
+
+
+def _fit_video(model: Any, link: Any, shapes: Any = None) -> tuple[Any, np.ndarray]:
     """(face.FrameProbs, scene cuts) of one video's messages from the frame process (read to its end even when
     the model failed to load, which is then raised)."""
     cuts: list[Any] = []
@@ -353,7 +379,11 @@ def _fit_video(model: Any, link: Any) -> tuple[Any, np.ndarray]:
             raise _FramesEnded from None
 
     def fitted() -> Any:
-        while (message := receive())[0] in ("frame", "find"):
+        while (message := receive())[0] in ("video", "frame", "find"):
+            if message[0] == "video":
+                if not isinstance(model, Exception):
+                    _choose_shape_model(model.landmarker, shapes, message[1])
+                continue
             if isinstance(model, Exception):
                 yield message[1], None
             elif message[0] == "find":
