@@ -192,6 +192,7 @@ class Scorer:
         self.log = log
         self._models: tuple[Any, Any] | None = None
         self._faces: Any = None  # runtime.FaceWorker, started by start_face_worker
+        self._submitted: media.VideoInfo | None = None  # the video score() gave the face worker already
         self._verified = False
         self._notes: list[str] = []
 
@@ -253,6 +254,9 @@ class Scorer:
         if edit is not None:
             edit.resolve(info.duration, self.options.config)  # a bad edit fails before any work
         check_outputs(input_path, output, self.options.overwrite, extra_paths(output, self.options))
+        if edit is None:  # the frames decode and the faces are found meanwhile (the video's frames, no model)
+            self._faces.submit(info)
+            self._submitted = info
         self.verify()
         with claim_output(output):  # a second run on the same output refuses until this one is done
             check_outputs(input_path, output, self.options.overwrite, extra_paths(output, self.options))
@@ -297,7 +301,9 @@ class Scorer:
         cfg = self.options.config
         starts = window_starts(info.duration, cfg.analysis.window_seconds, cfg.analysis.hop_seconds)
         worker = self.load_models()[0]
-        worker.submit(info)  # frames, faces and scene cuts on the second core while the speech is analysed here
+        if self._submitted is not info:  # frames, faces and scene cuts on the second core while the speech is heard
+            worker.submit(info)
+        self._submitted = None
         with watch.stage("speech"):
             audio = self._speech_probs(info, starts, warnings)
         with watch.stage("compose"):
