@@ -176,18 +176,32 @@ def train_visual(
         help="Also run grouped cross-validation (RAVDESS by actor, photos by identity) with this many folds.")] = 0,
     points: Annotated[str | None, typer.Option(
         help="Landmarks the model reads: all or no-jaw [default: constants.FACE_POINTS].")] = None,
-    arch: Annotated[str, typer.Option(help="Network: cnn or mlp.")] = "cnn",
+    arch: Annotated[str, typer.Option(help="Network: cnn, cnn-skip or mlp.")] = "cnn",
     quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.5,
     patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs; 0 trains all --epochs.")] = 10,
+    features: Annotated[str | None, typer.Option(
+        help="Per-landmark features: coords, distances or both [default: constants.FACE_FEATURES].")] = None,
+    alignment: Annotated[str | None, typer.Option(
+        help="Face alignment: eyes, stable or procrustes [default: constants.FACE_ALIGNMENT].")] = None,
+    augment_copies: Annotated[int, typer.Option(help="Jittered copies per RAVDESS face.")] = 8,
+    jitter: Annotated[float, typer.Option(help="Scale of the geometric jitter; 0 mirrors only.")] = 1.0,
+    balance: Annotated[float, typer.Option(help="Class-balance power within each source (1: inverse frequency).")
+                       ] = 0.5,
+    ensemble: Annotated[int, typer.Option(min=1, help="Networks (seeds) averaged inside the one model.")] = 1,
+    input_noise: Annotated[float, typer.Option(help="Gaussian noise on the standardised features in training.")
+                           ] = 0.2,
 ) -> None:
     """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
-    from emoscore.constants import FACE_POINTS
+    from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS
     from emoscore.visual_train import VisualTrainOptions, train_visual_model
 
     options = VisualTrainOptions(
         landmarks=landmarks, videos=videos, crops=crops, photos=images, cache=cache, out=checkpoint_dir(out),
         epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, arch=arch,
-        quadrant_loss=quadrant_loss, patience=patience, command=invoked_command(), points=points or FACE_POINTS)
+        quadrant_loss=quadrant_loss, patience=patience, command=invoked_command(), points=points or FACE_POINTS,
+        features=features or FACE_FEATURES, alignment=alignment or FACE_ALIGNMENT, augment_copies=augment_copies,
+        jitter=jitter, balance=balance, ensemble=ensemble,
+        input_noise=input_noise)
     metrics = train_visual_model(options, log=typer.echo)
     echo_visual("test actors (never seen in training):", metrics)
 

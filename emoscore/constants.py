@@ -75,6 +75,15 @@ FACE_POINTS = "all"
 # the centroid of the eye corners 36/39/42/45 and nose bridge 27-30, x axis through the eye-corner midpoints,
 # scaled so the eye-corner midpoints are 1 apart).
 FACE_ALIGNMENT = "eyes"
+# "procrustes" alignment: least-squares similarity fit of the stable points (eye corners 36/39/42/45, nose
+# bridge 27-30, nostrils 31/33/35; closed under LANDMARK_MIRROR) onto this template, their mean shape over
+# RAVDESS OpenFace frames and faces-in-the-wild photos (generalised Procrustes, made mirror-symmetric, eye-centre
+# midpoint at 0 and eye-centre distance 1), so aligned faces stay in IOD units.
+PROCRUSTES_POINTS: tuple[int, ...] = (36, 39, 42, 45, 27, 28, 29, 30, 31, 33, 35)
+PROCRUSTES_TEMPLATE: tuple[tuple[float, float], ...] = (
+    (-0.693, 0.005), (-0.298, 0.023), (0.298, 0.023), (0.693, 0.005), (0.0, -0.041), (0.0, 0.155),
+    (0.0, 0.349), (0.0, 0.549), (-0.229, 0.688), (0.0, 0.765), (0.229, 0.688),
+)
 FACE_UPSAMPLE_BELOW = 480  # px: frames whose longer side is shorter get the HOG detector's 2x upsampling
 FACE_DETECT_WIDTH = 320  # px: larger frames are searched for faces at this width first (4x fewer pixels at 640)
 

@@ -33,6 +33,8 @@ from emoscore.constants import (
     LEFT_EYE,
     N_EMOTIONS,
     N_LANDMARKS,
+    PROCRUSTES_POINTS,
+    PROCRUSTES_TEMPLATE,
     RIGHT_EYE,
 )
 from emoscore.errors import InputError, ModelError
@@ -40,7 +42,8 @@ from emoscore.errors import InputError, ModelError
 MODEL_NAME = "visual"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 # Recorded in the manifest, per alignment (see normalise_landmarks).
-NORMALISATIONS = {"eyes": "eye-similarity-v1", "stable": "stable-similarity-v1"}
+NORMALISATIONS = {"eyes": "eye-similarity-v1", "stable": "stable-similarity-v1",
+                  "procrustes": "stable-procrustes-v1"}
 FEATURE_KINDS = ("coords", "distances", "both")
 # Landmarks the CNN reads; each set is closed under LANDMARK_MIRROR.
 POINT_SETS: dict[str, tuple[int, ...]] = {"all": tuple(range(N_LANDMARKS)), "no-jaw": tuple(range(17, N_LANDMARKS))}
@@ -89,8 +92,12 @@ def normalise_landmarks(points: np.ndarray, alignment: str = FACE_ALIGNMENT) -> 
     "eyes": eye-centre midpoint at 0, eyes on the x axis, eye-centre distance 1. "stable": the centroid of
     the eye corners and nose bridge (STABLE_POINTS) at 0, the line through the two eyes' corner midpoints on
     the x axis, their distance 1 (eyelids and brows, which move with expression, play no part).
+    "procrustes": the least-squares similarity that best maps the 11 stable points (PROCRUSTES_POINTS: eye
+    corners, nose bridge, nostrils) onto PROCRUSTES_TEMPLATE (their mean shape, in eye-normalised units).
     """
     points = np.asarray(points, dtype=np.float64)
+    if alignment == "procrustes":
+        return procrustes_align(points)
     if alignment == "eyes":
         left, right = eye_centres(points)
     elif alignment == "stable":
@@ -107,6 +114,25 @@ def normalise_landmarks(points: np.ndarray, alignment: str = FACE_ALIGNMENT) -> 
     x, y = centred[..., 0], centred[..., 1]
     aligned = np.stack([x * cos + y * sin, -x * sin + y * cos], axis=-1)
     return (aligned / iod[..., None]).astype(np.float32)
+
+
+def procrustes_align(points: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) landmarks -> (..., 68, 2) float32 moved by the similarity (scale, rotation, shift) that
+    minimises the squared distance of PROCRUSTES_POINTS to PROCRUSTES_TEMPLATE. In complex numbers z' = a z + b
+    with a = sum(conj(p) q) / sum(|p|^2) over the centred stable points p and template q."""
+    points = np.asarray(points, dtype=np.float64)
+    z = points[..., 0] + 1j * points[..., 1]
+    template = np.array(PROCRUSTES_TEMPLATE, dtype=np.float64)
+    q = template[:, 0] + 1j * template[:, 1]
+    p = z[..., list(PROCRUSTES_POINTS)]
+    p_mean = p.mean(axis=-1, keepdims=True)
+    p = p - p_mean
+    energy = (np.abs(p) ** 2).sum(axis=-1, keepdims=True)
+    if np.any(energy < 1e-12):
+        raise InputError("landmarks with coincident stable points cannot be normalised")
+    a = (np.conj(p) * (q - q.mean())).sum(axis=-1, keepdims=True) / energy
+    moved = a * (z - p_mean) + q.mean()
+    return np.stack([moved.real, moved.imag], axis=-1).astype(np.float32)
 
 
 def mirror_landmarks(points: np.ndarray, width: float = 0.0) -> np.ndarray:

@@ -46,7 +46,8 @@ def fold_of(faces: Faces, folds: int) -> np.ndarray:
 
 def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: Log = lambda _: None
                ) -> dict[str, Any]:
-    """Hold out each fold (fold_of) in turn; the two highest-numbered remaining actors early-stop training.
+    """Hold out each fold (fold_of) in turn; the two highest-numbered remaining actors early-stop training
+    (with patience 0 they train too).
     Returns pooled out-of-fold metrics (face_metrics), per-fold RAVDESS accuracy and their means, and the
     out-of-fold probabilities (n, 8) under "probs" (not JSON: callers pop it)."""
     fold = fold_of(faces, folds)
@@ -56,7 +57,7 @@ def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: L
     for k in range(folds):
         held = fold == k
         rest = sorted(set(actors[~held & (actors > 0)].tolist()))
-        val = ~held & np.isin(actors, rest[-2:])
+        val = ~held & np.isin(actors, rest[-2:]) if options.patience > 0 else np.zeros(len(faces), dtype=bool)
         model = fit(options, faces.take(~held & ~val), faces.take(val), lambda _: None)
         probs[held] = predict_aligned(model, faces.aligned[held], options)
         scored = face_metrics(faces.take(held), probs[held])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,13 @@ class VisualTrainOptions:
     seed: int = 0
     augment_copies: int = 8  # jittered variants per RAVDESS face, besides the face itself
     photo_copies: int = 1  # jittered variants per photo, besides the photo itself
+    jitter: float = 1.0  # scale of the geometric jitter (rotation, scale, squeeze, shift, point noise); 0: mirror only
     photo_weight: float = 1.0  # total loss weight of the photos relative to all RAVDESS faces together
     balance: float = 0.5  # class-balance power within each source: 1 inverse frequency, 0 none
     quadrant_loss: float = 0.5  # weight of the auxiliary loss on quadrant probabilities (masked_loss)
-    arch: str = "cnn"  # build_model: "cnn" or "mlp"
+    arch: str = "cnn"  # build_model: "cnn", "cnn-skip" or "mlp"
+    ensemble: int = 1  # networks (seeds) averaged inside the one model
+    input_noise: float = 0.2  # standard deviation of the Gaussian noise on the standardised features (training)
     batch_size: int = 128
     patience: int = 10  # early-stopping patience in epochs; 0: no early stopping
     test_actors: tuple[int, ...] = ravdess.TEST_ACTORS
@@ -99,7 +102,8 @@ class VisualTrainOptions:
     def recipe(self) -> dict[str, Any]:
         """The settings that change the trained model (recorded in the manifest, key of cached results)."""
         names = ("features", "points", "alignment", "tracker_offset", "tracker_noise", "epochs", "augment_copies",
-                 "photo_copies", "photo_weight", "balance", "quadrant_loss", "arch", "batch_size", "patience")
+                 "photo_copies", "jitter", "photo_weight", "balance", "quadrant_loss", "arch", "ensemble",
+                 "input_noise", "batch_size", "patience")
         return {name: getattr(self, name) for name in names}
 
 
@@ -178,20 +182,22 @@ def stretch(clips: ClipFaces, y_scale: float) -> ClipFaces:
 TRACKER_NOISE_IOD = {"jaw": 0.03, "brows": 0.015, "nose": 0.015, "eyes": 0.0, "mouth": 0.02}
 
 
-def jitter(aligned: np.ndarray, rng: np.random.Generator, tracker_noise: bool = False) -> np.ndarray:
+def jitter(aligned: np.ndarray, rng: np.random.Generator, tracker_noise: bool = False,
+           amount: float = 1.0) -> np.ndarray:
     """One random variant of normalised faces (n, 68, 2): mirror (p 0.5), rotation ±6°, scale ±8%,
-    horizontal squeeze ±8% (head yaw), shift ±0.05 IOD, and per-point noise of 0.02 IOD (tracker noise);
-    with `tracker_noise`, also a random offset per face region (TRACKER_NOISE_IOD)."""
+    horizontal squeeze ±8% (head yaw), shift ±0.05 IOD, and per-point noise of 0.02 IOD (tracker noise), each
+    range times `amount` (0: the mirror only); with `tracker_noise`, also a random offset per face region
+    (TRACKER_NOISE_IOD)."""
     n = len(aligned)
     flip = rng.random(n) < 0.5
     out = np.where(flip[:, None, None], mirror_landmarks(aligned), aligned)
-    angle = np.deg2rad(rng.uniform(-6, 6, n))
+    angle = np.deg2rad(rng.uniform(-6, 6, n) * amount)
     cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
     x, y = out[..., 0], out[..., 1]
     out = np.stack([x * cos - y * sin, x * sin + y * cos], axis=-1)
-    out = out * rng.uniform(0.92, 1.08, (n, 1, 1))
-    out[..., 0] *= rng.uniform(0.92, 1.08, (n, 1))
-    out = out + rng.uniform(-0.05, 0.05, (n, 1, 2)) + rng.normal(0, 0.02, out.shape)
+    out = out * (1 + rng.uniform(-0.08, 0.08, (n, 1, 1)) * amount)
+    out[..., 0] *= 1 + rng.uniform(-0.08, 0.08, (n, 1)) * amount
+    out = out + (rng.uniform(-0.05, 0.05, (n, 1, 2)) + rng.normal(0, 0.02, out.shape)) * amount
     if tracker_noise:
         for name, points in REGIONS.items():
             out[:, list(points)] += rng.normal(0, TRACKER_NOISE_IOD[name], (n, 1, 2))
@@ -199,10 +205,10 @@ def jitter(aligned: np.ndarray, rng: np.random.Generator, tracker_noise: bool = 
 
 
 def augmented(aligned: np.ndarray, labels: np.ndarray, copies: int, seed: int,
-              tracker_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              tracker_noise: bool = False, amount: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The faces themselves followed by `copies` jittered variants: ((1 + copies) n, 68, 2), labels tiled."""
     rng = np.random.default_rng(seed)
-    faces = [aligned] + [jitter(aligned, rng, tracker_noise) for _ in range(copies)]
+    faces = [aligned] + [jitter(aligned, rng, tracker_noise, amount) for _ in range(copies)]
     return np.concatenate(faces), np.concatenate([labels] * (1 + copies))
 
 
@@ -244,12 +250,14 @@ def masked_loss(smoothing: float = 0.1, quadrant_weight: float = 0.0) -> Callabl
     return loss
 
 
-def build_model(train_x: np.ndarray, seed: int, arch: str = "cnn") -> Any:
+def build_model(train_x: np.ndarray, seed: int, arch: str = "cnn", noise: float = 0.2) -> Any:
     """The 1D CNN over the kept landmarks in iBUG order: (P, C) features -> 8 emotion probabilities.
 
     One fixed-shape float input, one softmax output (convertible to TFLite). Each (landmark, channel) feature
     is standardised inside the model (Normalization layer); small and L2-regularised. arch "mlp": two dense
-    layers over the flattened features instead of the convolutions.
+    layers over the flattened features instead of the convolutions; "cnn-skip": the CNN whose output layer also
+    reads the standardised features directly (a linear path beside the convolutions: on the RAVDESS frames a
+    linear model on aligned points beats the CNN alone).
     """
     from emoscore.tf_util import tf
 
@@ -259,7 +267,7 @@ def build_model(train_x: np.ndarray, seed: int, arch: str = "cnn") -> Any:
     norm = layers.Normalization(axis=(1, 2))
     norm.adapt(train_x)
     inputs = keras.Input(train_x.shape[1:])
-    x = layers.GaussianNoise(0.2, seed=seed)(norm(inputs))
+    x = layers.GaussianNoise(noise, seed=seed)(norm(inputs))
     if arch == "mlp":
         x = layers.Flatten()(x)
         for units in (256, 128):
@@ -267,15 +275,18 @@ def build_model(train_x: np.ndarray, seed: int, arch: str = "cnn") -> Any:
             x = layers.Activation("relu")(layers.BatchNormalization()(x))
         x = layers.Dropout(0.3, seed=seed)(x)
         outputs = layers.Dense(N_EMOTIONS, activation="softmax", kernel_regularizer=l2)(x)
-        return keras.Model(inputs, outputs, name="face_emotion_mlp")
+        return keras.Model(inputs, outputs, name=f"face_emotion_mlp_{seed}")
+    skip = layers.Flatten()(x)
     for filters, kernel in ((32, 5), (32, 3)):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, kernel_regularizer=l2)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling1D(2)(x)
     x = layers.Dropout(0.5, seed=seed)(layers.Flatten()(x))
+    if arch == "cnn-skip":
+        x = layers.Concatenate()([x, layers.Dropout(0.2, seed=seed)(skip)])
     outputs = layers.Dense(N_EMOTIONS, activation="softmax", kernel_regularizer=l2)(x)
-    return keras.Model(inputs, outputs, name="face_emotion_cnn")
+    return keras.Model(inputs, outputs, name=f"face_emotion_cnn_{seed}")
 
 
 def training_arrays(options: VisualTrainOptions, train: Faces) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,7 +297,8 @@ def training_arrays(options: VisualTrainOptions, train: Faces) -> tuple[np.ndarr
     for keep, copies in ((~photos, options.augment_copies), (photos, options.photo_copies)):
         if keep.any():
             index = np.flatnonzero(keep)
-            faces, rows = augmented(train.aligned[index], index, copies, options.seed, options.tracker_noise)
+            faces, rows = augmented(train.aligned[index], index, copies, options.seed, options.tracker_noise,
+                                    options.jitter)
             xs.append(landmark_features(faces, options.features, options.points))
             ts.append(train.targets[rows])
             ws.append(weights[rows])
@@ -294,6 +306,20 @@ def training_arrays(options: VisualTrainOptions, train: Faces) -> tuple[np.ndarr
 
 
 def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) -> Any:
+    """fit_one `ensemble` times (seeds seed, seed + 1, ...); several members become one Keras model (one input,
+    one output: the mean of their probabilities), so export and inference do not change."""
+    from emoscore.tf_util import tf
+
+    members = [fit_one(replace(options, seed=options.seed + k), train, val, log) for k in range(options.ensemble)]
+    if len(members) == 1:
+        return members[0]
+    keras = tf().keras
+    inputs = keras.Input(members[0].input_shape[1:])
+    outputs = keras.layers.Average()([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="face_emotion_ensemble")
+
+
+def fit_one(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) -> Any:
     """Train on jittered copies of `train`, early-stopping on `val`'s loss (training loss if None); with
     patience 0, for exactly `epochs` epochs."""
     from emoscore.tf_util import seed_everything, tf
@@ -301,8 +327,11 @@ def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) 
     seed_everything(options.seed)
     keras = tf().keras
     x, targets, weights = training_arrays(options, train)
-    model = build_model(x, options.seed, options.arch)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_loss(quadrant_weight=options.quadrant_loss),
+    model = build_model(x, options.seed, options.arch, options.input_noise)
+    # Trained through a functional copy sharing its layers, so the model itself stays uncompiled (a compiled
+    # model with the custom loss nested in an ensemble would not load back).
+    trainer = keras.Model(model.inputs, model.outputs)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=masked_loss(quadrant_weight=options.quadrant_loss),
                   metrics=["accuracy"])
     val_data = None
     if val is not None and len(val):
@@ -321,7 +350,7 @@ def fit(options: VisualTrainOptions, train: Faces, val: Faces | None, log: Log) 
                                                         patience=max(options.patience // 2, 1))]
     else:  # a fixed number of epochs; the learning rate halves when the training loss stalls
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2))
-    model.fit(x, targets, sample_weight=weights, epochs=options.epochs, batch_size=options.batch_size,
+    trainer.fit(x, targets, sample_weight=weights, epochs=options.epochs, batch_size=options.batch_size,
               validation_data=val_data, shuffle=True, verbose=0, callbacks=callbacks)
     return model
 
@@ -369,7 +398,10 @@ def train_visual_model(options: VisualTrainOptions, log: Log = print) -> dict[st
             store_out_of_fold(options, options.cv_folds, faces, cv["probs"])
         cv.pop("probs")
         extra["grouped_cv"] = cv
-    model = fit(options, train, val, log)
+    if options.patience == 0:  # nothing to early-stop on: the validation actors train too
+        train = concat([train, val])
+        log(f"no early stopping: the validation actors train too, training on {len(train)} faces")
+    model = fit(options, train, val if options.patience > 0 else None, log)
     metrics = face_metrics(test, predict_aligned(model, test.aligned, options))
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     _save(options, model, metrics, _describe(faces, options), extra)

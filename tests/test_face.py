@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emoscore.constants import LANDMARK_MIRROR, LEFT_EYE, N_EMOTIONS, N_LANDMARKS, RIGHT_EYE
+from emoscore.constants import (
+    LANDMARK_MIRROR,
+    LEFT_EYE,
+    N_EMOTIONS,
+    N_LANDMARKS,
+    PROCRUSTES_POINTS,
+    PROCRUSTES_TEMPLATE,
+    RIGHT_EYE,
+)
 from emoscore.face import (
     FEATURE_KINDS,
     NORMALISATIONS,
@@ -79,6 +87,38 @@ def test_stable_alignment_ignores_eyelids_and_brows(face: np.ndarray) -> None:
     np.testing.assert_allclose(normalise_landmarks(moved, "stable")[48:], normalise_landmarks(face, "stable")[48:],
                                atol=1e-5)
     assert not np.allclose(normalise_landmarks(moved, "eyes")[48:], normalise_landmarks(face, "eyes")[48:])
+
+
+def test_procrustes_puts_a_moved_template_face_exactly_on_the_template(face: np.ndarray) -> None:
+    template = np.array(PROCRUSTES_TEMPLATE)
+    face = face.astype(np.float64)
+    face[list(PROCRUSTES_POINTS)] = similarity(template, -20, 80.0, (200, 150))
+    aligned = normalise_landmarks(face, "procrustes")
+    np.testing.assert_allclose(aligned[list(PROCRUSTES_POINTS)], template, atol=1e-4)
+
+
+def test_procrustes_alignment_ignores_eyelids_brows_and_mouth(face: np.ndarray) -> None:
+    moved = face.copy()
+    moved[[37, 38, 40, 41, 43, 44, 46, 47]] += 9.0
+    moved[17:27] -= 5.0
+    moved[48:] += np.random.default_rng(2).normal(0, 6, (20, 2)).astype(np.float32)
+    jaw = slice(0, 17)
+    np.testing.assert_allclose(normalise_landmarks(moved, "procrustes")[jaw],
+                               normalise_landmarks(face, "procrustes")[jaw], atol=1e-5)
+
+
+def test_procrustes_template_is_mirror_symmetric_in_iod_units() -> None:
+    template = np.array(PROCRUSTES_TEMPLATE)
+    index = {p: i for i, p in enumerate(PROCRUSTES_POINTS)}
+    mirrored = template[[index[LANDMARK_MIRROR[p]] for p in PROCRUSTES_POINTS]] * [-1, 1]
+    np.testing.assert_allclose(mirrored, template, atol=1e-9)
+    assert 1.0 < template[3, 0] - template[0, 0] < 1.6  # outer eye corners: wider than the eye centres' 1
+
+
+@pytest.mark.parametrize("alignment", sorted(NORMALISATIONS))
+def test_mirror_commutes_with_every_alignment(face: np.ndarray, alignment: str) -> None:
+    np.testing.assert_allclose(normalise_landmarks(mirror_landmarks(face, 640), alignment),
+                               mirror_landmarks(normalise_landmarks(face, alignment)), atol=1e-4)
 
 
 @pytest.mark.parametrize("points", sorted(POINT_SETS))

@@ -104,6 +104,16 @@ def test_tracker_noise_moves_each_region_as_a_block() -> None:
     np.testing.assert_allclose(extra[:, 36:48], 0, atol=1e-6)  # eyes: no offset
 
 
+def test_jitter_amount_0_only_mirrors() -> None:
+    from emoscore.face import mirror_landmarks
+
+    faces = np.random.default_rng(4).normal(0, 1, (50, N_LANDMARKS, 2)).astype(np.float32)
+    out = jitter(faces, np.random.default_rng(5), amount=0.0)
+    same = np.isclose(out, faces, atol=1e-6).all(axis=(1, 2))
+    flipped = np.isclose(out, mirror_landmarks(faces), atol=1e-6).all(axis=(1, 2))
+    assert (same | flipped).all() and same.any() and flipped.any()
+
+
 @pytest.fixture(scope="module")
 def toy_landmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RAVDESS-named one-frame CSVs: actors 1-4, every emotion once."""
@@ -141,6 +151,22 @@ def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path
                                       "--checkpoints", str(out), "--actors", "4"])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
+
+
+def test_cnn_skip_ensemble_without_early_stopping_trains_on_the_validation_actors(toy_landmarks: Path, tmp_path: Path
+                                                                         ) -> None:
+    from emoscore.face import FaceEmotionModel
+
+    out = tmp_path / "ck"
+    options = VisualTrainOptions(landmarks=toy_landmarks, out=out, epochs=1, augment_copies=1, jitter=0.0,
+                                 batch_size=16, arch="cnn-skip", ensemble=2, patience=0, test_actors=(4,),
+                                 val_actors=(3,))
+    logs: list[str] = []
+    train_visual_model(options, log=logs.append)
+    assert any("training on 24 faces" in line for line in logs)  # actors 1-3 (test actor 4): 8 faces each
+    assert sum(line.startswith("  epoch   1") for line in logs) == 2  # two members, one model
+    probs = FaceEmotionModel(out).predict(synthetic_face(np.random.default_rng(6))[None])  # the exported .tflite
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_grouped_cv_holds_out_each_actor_group_once(toy_landmarks: Path) -> None:
