@@ -21,14 +21,18 @@ from emoscore.errors import Terminated, as_emoscore_error, interrupt_exit_code
 
 
 def start_face_worker_early(args: list[str]) -> None:
-    """`emoscore score FILE`: fork the face worker before typer parses the command line (~0.15 s), so dlib's
-    models load on the second core meanwhile; the Scorer takes it over (runtime.face_worker), score() stops it
-    when a folder or an edited timeline is scored instead."""
+    """`emoscore score FILE`: fork the face worker before typer parses the command line (~0.15 s), so its models
+    load on the second core meanwhile and, when FILE comes first, its frames start decoding (the worker checks
+    that the video and settings it is given are the ones it guessed); the Scorer takes it over
+    (runtime.face_worker), score() stops it when a folder or an edited timeline is scored instead."""
     if args[:1] != ["score"] or any(a.split("=")[0] in ("--help", "--timeline", "--segments") for a in args):
         return
+    from pathlib import Path
+
     from emoscore.runtime import start_face_worker_early as start
 
-    start()
+    guess = Path(args[1]) if len(args) > 1 and not args[1].startswith("-") else None
+    start(guess if guess is not None and guess.is_file() else None)
 
 
 CONSOLE_SCRIPT = __name__ != "__main__" and sys.argv[0].endswith("emoscore")  # not tests or imports

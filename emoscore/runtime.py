@@ -114,9 +114,11 @@ class FaceWorker:
     """
 
     def __init__(self, checkpoints: Path | None, frame_rate: float = 0.0, max_width: int = 0,
-                 scene_threshold: float = 0.0) -> None:
-        """checkpoints None: started before the settings are known (the children load dlib meanwhile);
-        configure() gives them before the first submit()."""
+                 scene_threshold: float = 0.0, guess: Path | None = None) -> None:
+        """checkpoints None: started before the settings are known (the children load their models meanwhile);
+        configure() gives them before the first submit(). guess: the video the first submit() will most likely
+        be, which the frame process probes and starts on at once with the default config's settings (see
+        _Ahead); anything else is analysed as usual."""
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
@@ -135,7 +137,7 @@ class FaceWorker:
             self._fitter.start()
             self._finder = context.Process(target=_frames_main, daemon=True, name="emoscore-frames",
                                            args=(frames_end, (link_out, ready_in), settings,
-                                                 (*mine, fit_end, link_in, ready_out), os.getpid()))
+                                                 (*mine, fit_end, link_in, ready_out), os.getpid(), guess))
             self._finder.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -218,11 +220,11 @@ def _receive(conn: Any) -> Any:
 
 
 def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | None, close: tuple[Any, ...],
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None, guess: Path | None = None) -> None:
     """The frame process: per video from `conn`, every sampled frame to the landmark process over links[0] (see
-    _find_faces), then ("end", scene cuts); ("error", exc) instead of the end when decoding fails. links[1]
+    _face_messages), then ("end", scene cuts); ("error", exc) instead of the end when decoding fails. links[1]
     says when the landmark process has loaded its predictor. A None from the caller (or its pipe's end) ends
-    it, and with it links[0]."""
+    it, and with it links[0]. guess: see FaceWorker."""
     if not _child_start(close, parent_pid):
         return
     link, ready = links
@@ -233,6 +235,7 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
         finder = FaceLandmarker()  # the detector only: the shape predictor is the landmark process's
     except Exception as exc:  # reported with the first request, where the caller expects results
         finder = exc
+    ahead = _Ahead.start(finder, guess, ready) if settings is None and guess is not None else None
     if settings is None and (settings := _receive(conn)) is None:
         return
     _, frame_rate, max_width, threshold = settings
@@ -240,38 +243,89 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
         try:
             if isinstance(finder, Exception):
                 raise finder
-            cuts = _find_faces(finder, info, frame_rate, max_width, threshold, link, ready)
+            messages = ahead.take(info, settings) if ahead is not None else None
+            if messages is None:
+                messages = _face_messages(finder, info, frame_rate, max_width, threshold, ready)
+            with _queued(link) as send:
+                for message in messages:
+                    send(message)
         except (BrokenPipeError, ConnectionResetError):
             return  # the landmark process is gone
         except Exception as exc:
             link.send(("error", exc))
-        else:
-            link.send(("end", cuts))
+        finally:
+            if ahead is not None:
+                ahead.close()
+                ahead = None
 
 
-def _find_faces(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, link: Any,
-                ready: Any) -> np.ndarray:
-    """Send ("video", about how many frames) over `link`, then per sampled frame of `info` ("frame", time s, box or
-    None, (h, w) uint8 grayscale frame or None), or, every other frame once `ready` has a message, ("find", time
-    s, grayscale frame) for the landmark process to find the face in; the scene cuts (k,) s."""
+class _Ahead:
+    """The frame process's head start on the video the caller most likely submits first (`emoscore score FILE`:
+    FILE): probed and analysed with the default config's settings while the caller still starts up, up to
+    FRAMES_AHEAD messages kept here. take() hands them over (and the rest as it comes) only when the caller's
+    video and settings turn out the same; otherwise they are dropped and the video is analysed as usual."""
+
+    def __init__(self, info: Any, settings: tuple[Any, ...], messages: Iterator[Any]) -> None:
+        import itertools
+
+        self.info, self.settings, self._messages = info, settings, messages
+        self._kept = list(itertools.islice(messages, FRAMES_AHEAD))
+
+    @classmethod
+    def start(cls, finder: Any, guess: Path, ready: Any) -> _Ahead | None:
+        if isinstance(finder, Exception):
+            return None
+        try:
+            from emoscore import media
+            from emoscore.config import load_config
+
+            config = load_config(None)
+            frame_rate, max_width = config.analysis.frame_rate, config.analysis.max_face_width
+            threshold = config.smoothing.scene_threshold
+            info = media.probe(guess)
+            return cls(info, (None, frame_rate, max_width, threshold),
+                       _face_messages(finder, info, frame_rate, max_width, threshold, ready))
+        except Exception:  # a wrong guess only loses the head start
+            return None
+
+    def take(self, info: Any, settings: tuple[Any, ...]) -> Iterator[Any] | None:
+        """The messages of the caller's video if it is the one started on, else None."""
+        import itertools
+
+        if info != self.info or tuple(settings[1:]) != self.settings[1:]:
+            return None
+        kept, self._kept = self._kept, []
+        return itertools.chain(kept, self._messages)
+
+    def close(self) -> None:
+        close = getattr(self._messages, "close", None)
+        if close is not None:  # stops its ffmpeg
+            close()
+
+
+def _face_messages(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, ready: Any
+                   ) -> Iterator[Any]:
+    """The frame process's messages for the video of `info`: ("video", about how many frames), then per sampled
+    frame ("frame", time s, box or None, (h, w) uint8 grayscale frame or None) or, every other frame once `ready`
+    has a message, ("find", time s, grayscale frame) for the landmark process to find the face in; last ("end",
+    scene cuts (k,) s)."""
     from emoscore import media
     from emoscore.face import as_gray
     from emoscore.scenes import SceneDetector
 
     scenes = SceneDetector(threshold)
     handed = False
-    with _queued(link) as send:
-        send(("video", int(info.duration * frame_rate) + 1))  # about how many frames come
-        for t, frame in media.iter_frames(info, frame_rate, max_width):
-            scenes.update(t, frame)
-            gray = as_gray(frame)
-            handed = not handed and ready.poll()
-            if handed:
-                send(("find", t, gray))
-                continue
-            box = finder.find(gray)
-            send(("frame", t, box, None if box is None else gray))
-    return scenes.cuts
+    yield "video", int(info.duration * frame_rate) + 1
+    for t, frame in media.iter_frames(info, frame_rate, max_width):
+        scenes.update(t, frame)
+        gray = as_gray(frame)
+        handed = not handed and ready.poll()
+        if handed:
+            yield "find", t, gray
+            continue
+        box = finder.find(gray)
+        yield "frame", t, box, None if box is None else gray
+    yield "end", scenes.cuts
 
 
 @contextlib.contextmanager
@@ -426,11 +480,12 @@ def _classify_in_runs(model: Any, fitted: Any) -> Any:
 _EARLY_WORKER: list[tuple[int, FaceWorker]] = []  # (the pid that started it, the worker) of start_face_worker_early
 
 
-def start_face_worker_early() -> None:
-    """Fork the face worker now, before its settings are known, so dlib's models load on the second core while
-    this process starts up (cli.py does this for `emoscore score FILE` before typer parses the command line)."""
+def start_face_worker_early(guess: Path | None = None) -> None:
+    """Fork the face worker now, before its settings are known, so its models load (and, with `guess`, the video
+    most likely submitted first is started on) while this process starts up (cli.py does this for `emoscore
+    score FILE` before typer parses the command line)."""
     if not _EARLY_WORKER:
-        _EARLY_WORKER.append((os.getpid(), FaceWorker(None)))
+        _EARLY_WORKER.append((os.getpid(), FaceWorker(None, guess=guess)))
 
 
 def face_worker(checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> FaceWorker:

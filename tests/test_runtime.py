@@ -397,6 +397,50 @@ def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_pa
     assert not runtime._EARLY_WORKER and not any(p.is_alive() for p in unused.processes)
 
 
+@pytest.mark.parametrize(("guess", "settings", "used"), [
+    ("talking-head-b.mp4", (4.0, 640, 0.35), True),  # the default config's: the head start is used
+    ("talking-head-a.mp4", (4.0, 640, 0.35), False),  # another video was guessed: dropped
+    ("talking-head-b.mp4", (2.0, 320, 0.5), False),  # other settings: dropped
+])
+def test_face_worker_s_head_start_gives_the_usual_result(clip_b: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         guess: str, settings: tuple[float, int, float],
+                                                         used: bool) -> None:
+    from emoscore import runtime
+    from emoscore.config import load_config
+    from emoscore.media import probe
+
+    defaults = load_config(None)
+    assert (defaults.analysis.frame_rate, defaults.analysis.max_face_width,
+            defaults.smoothing.scene_threshold) == (4.0, 640, 0.35)
+    info = probe(clip_b)
+    log = tmp_path / "taken"
+    take = runtime._Ahead.take
+
+    def logged(self: Any, *args: Any) -> Any:  # runs in the forked frame process: tells through a file
+        messages = take(self, *args)
+        log.write_text(str(messages is not None))
+        return messages
+
+    monkeypatch.setattr(runtime._Ahead, "take", logged)
+    early = runtime.FaceWorker(None, guess=ROOT / "tests" / "data" / guess)
+    normal = runtime.FaceWorker(PACKAGE_CHECKPOINTS, *settings)
+    try:
+        early.configure(PACKAGE_CHECKPOINTS, *settings)
+        for worker in (early, normal):
+            worker.submit(info)
+        (faces, cuts), (want, want_cuts) = early.result(), normal.result()
+        early.submit(info)  # the next request: analysed as usual
+        again, _ = early.result()
+    finally:
+        early.close()
+        normal.close()
+    for got in (faces, again):
+        for name in ("times", "present", "landmarks", "probs"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    np.testing.assert_array_equal(cuts, want_cuts)
+    assert log.read_text() == str(used)
+
+
 def _processes_naming(text: str) -> list[int]:
     """Pids of the processes whose command line contains `text` (Linux /proc)."""
     found = []
