@@ -235,7 +235,8 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
         finder = FaceLandmarker()  # the detector only: the shape predictor is the landmark process's
     except Exception as exc:  # reported with the first request, where the caller expects results
         finder = exc
-    ahead = _Ahead.start(finder, guess, ready) if settings is None and guess is not None else None
+    shapes = _numpy_shape_model()  # fits the faces of a short video here: the landmark process only classifies
+    ahead = _Ahead.start(finder, guess, shapes) if settings is None and guess is not None else None
     if settings is None and (settings := _receive(conn)) is None:
         return
     _, frame_rate, max_width, threshold = settings
@@ -245,7 +246,7 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
                 raise finder
             messages = ahead.take(info, settings) if ahead is not None else None
             if messages is None:
-                messages = _face_messages(finder, info, frame_rate, max_width, threshold, ready)
+                messages = _face_messages(finder, info, frame_rate, max_width, threshold, ready, shapes)
             with _queued(link) as send:
                 for message in messages:
                     send(message)
@@ -272,7 +273,7 @@ class _Ahead:
         self._kept = list(itertools.islice(messages, FRAMES_AHEAD))
 
     @classmethod
-    def start(cls, finder: Any, guess: Path, ready: Any) -> _Ahead | None:
+    def start(cls, finder: Any, guess: Path, shapes: Any) -> _Ahead | None:
         if isinstance(finder, Exception):
             return None
         try:
@@ -283,8 +284,8 @@ class _Ahead:
             frame_rate, max_width = config.analysis.frame_rate, config.analysis.max_face_width
             threshold = config.smoothing.scene_threshold
             info = media.probe(guess)
-            return cls(info, (None, frame_rate, max_width, threshold),
-                       _face_messages(finder, info, frame_rate, max_width, threshold, ready))
+            return cls(info, (None, frame_rate, max_width, threshold),  # nothing handed over: nobody takes it yet
+                       _face_messages(finder, info, frame_rate, max_width, threshold, None, shapes))
         except Exception:  # a wrong guess only loses the head start
             return None
 
@@ -303,28 +304,34 @@ class _Ahead:
             close()
 
 
-def _face_messages(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, ready: Any
-                   ) -> Iterator[Any]:
+def _face_messages(finder: Any, info: Any, frame_rate: float, max_width: int, threshold: float, ready: Any,
+                   shapes: Any = None) -> Iterator[Any]:
     """The frame process's messages for the video of `info`: ("video", about how many frames), then per sampled
-    frame ("frame", time s, box or None, (h, w) uint8 grayscale frame or None) or, every other frame once `ready`
-    has a message, ("find", time s, grayscale frame) for the landmark process to find the face in; last ("end",
-    scene cuts (k,) s)."""
+    frame ("points", time s, (68, 2) landmarks or None) when the numpy predictor `shapes` fits this video
+    (NUMPY_FITS), else ("frame", time s, box or None, (h, w) uint8 grayscale frame or None); or, every other frame
+    once `ready` (None: never) has a message, ("find", time s, grayscale frame) for the landmark process to find
+    and fit the face in; last ("end", scene cuts (k,) s)."""
     from emoscore import media
     from emoscore.face import as_gray
     from emoscore.scenes import SceneDetector
 
     scenes = SceneDetector(threshold)
     handed = False
-    yield "video", int(info.duration * frame_rate) + 1
+    frames = int(info.duration * frame_rate) + 1
+    fits = shapes if frames <= NUMPY_FITS else None
+    yield "video", frames
     for t, frame in media.iter_frames(info, frame_rate, max_width):
         scenes.update(t, frame)
         gray = as_gray(frame)
-        handed = not handed and ready.poll()
+        handed = not handed and ready is not None and ready.poll()
         if handed:
             yield "find", t, gray
             continue
         box = finder.find(gray)
-        yield "frame", t, box, None if box is None else gray
+        if fits is not None:
+            yield "points", t, None if box is None else fits.fit(gray, box)
+        else:
+            yield "frame", t, box, None if box is None else gray
     yield "end", scenes.cuts
 
 
@@ -393,20 +400,27 @@ def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] 
         conn.send(reply)
 
 
-def _shape_model() -> Any:
+def _numpy_shape_model() -> Any:
     """dlib's 68-point predictor in numpy (shape_model: ~1 ms from its cache; converted into it on the first run,
-    ~2 s), or None after loading dlib's own (~0.6 s) when that fails (no numba, an unreadable file)."""
+    ~2 s), or None when that fails (no numba, an unreadable file)."""
     try:
         from emoscore import shape_model
         from emoscore.face import predictor_path
 
         return shape_model.load(predictor_path())
     except Exception:  # numba's and numpy's errors, OSError: dlib's own predictor is the fallback
+        return None
+
+
+def _shape_model() -> Any:
+    """_numpy_shape_model(), or None after loading dlib's own predictor (~0.6 s) when there is none."""
+    shapes = _numpy_shape_model()
+    if shapes is None:
         with contextlib.suppress(Exception):  # a failure here comes again, reported, from the model load
             from emoscore.face import _dlib_predictor
 
             _dlib_predictor()
-        return None
+    return shapes
 
 
 class _FramesEnded(Exception):
@@ -433,13 +447,15 @@ def _fit_video(model: Any, link: Any, shapes: Any = None) -> tuple[Any, np.ndarr
             raise _FramesEnded from None
 
     def fitted() -> Any:
-        while (message := receive())[0] in ("video", "frame", "find"):
+        while (message := receive())[0] in ("video", "frame", "find", "points"):
             if message[0] == "video":
                 if not isinstance(model, Exception):
                     _choose_shape_model(model.landmarker, shapes, message[1])
                 continue
             if isinstance(model, Exception):
                 yield message[1], None
+            elif message[0] == "points":
+                yield message[1], message[2]
             elif message[0] == "find":
                 yield message[1], model.landmarker.detect(message[2])
             else:

@@ -397,6 +397,28 @@ def test_face_worker_started_early_takes_its_settings_later(clip_b: Path, tmp_pa
     assert not runtime._EARLY_WORKER and not any(p.is_alive() for p in unused.processes)
 
 
+@pytest.mark.parametrize("numpy_fits", [0, 10_000])
+def test_long_and_short_videos_get_the_same_faces(clip_b: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 numpy_fits: int) -> None:
+    """A long video's faces are fitted by dlib's own predictor in the landmark process, a short one's by the numpy
+    predictor in the frame process (and, handed over, in the landmark process): the same result."""
+    from emoscore import runtime
+    from emoscore.face import FaceEmotionModel
+    from emoscore.media import iter_frames, probe
+
+    monkeypatch.setattr(runtime, "NUMPY_FITS", numpy_fits)  # before the fork: the children see it
+    info = probe(clip_b)
+    worker = runtime.FaceWorker(PACKAGE_CHECKPOINTS, 4.0, 640, 0.5)
+    try:
+        worker.submit(info)
+        faces, _ = worker.result()
+    finally:
+        worker.close()
+    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640))
+    for name in ("times", "present", "landmarks", "probs"):
+        np.testing.assert_array_equal(getattr(faces, name), getattr(want, name))
+
+
 @pytest.mark.parametrize(("guess", "settings", "used"), [
     ("talking-head-b.mp4", (4.0, 640, 0.35), True),  # the default config's: the head start is used
     ("talking-head-a.mp4", (4.0, 640, 0.35), False),  # another video was guessed: dropped
