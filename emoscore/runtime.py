@@ -235,7 +235,9 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
         finder = FaceLandmarker()  # the detector only: the shape predictor is the landmark process's
     except Exception as exc:  # reported with the first request, where the caller expects results
         finder = exc
-    shapes = _numpy_shape_model()  # fits the faces of a short video here: the landmark process only classifies
+    # Fits the faces of a short video here (the landmark process only classifies), once the landmark process has
+    # converted it into the cache (the first run): not both at once.
+    shapes = _numpy_shape_model(convert_if_missing=False)
     ahead = _Ahead.start(finder, guess, shapes) if settings is None and guess is not None else None
     if settings is None and (settings := _receive(conn)) is None:
         return
@@ -400,14 +402,14 @@ def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] 
         conn.send(reply)
 
 
-def _numpy_shape_model() -> Any:
+def _numpy_shape_model(convert_if_missing: bool = True) -> Any:
     """dlib's 68-point predictor in numpy (shape_model: ~1 ms from its cache; converted into it on the first run,
     ~2 s), or None when that fails (no numba, an unreadable file)."""
     try:
         from emoscore import shape_model
         from emoscore.face import predictor_path
 
-        return shape_model.load(predictor_path())
+        return shape_model.load(predictor_path(), convert_if_missing)
     except Exception:  # numba's and numpy's errors, OSError: dlib's own predictor is the fallback
         return None
 

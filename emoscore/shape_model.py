@@ -106,12 +106,15 @@ def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 # --- the one-time conversion ---------------------------------------------------------------------------------
 
-def load(dat: Path) -> ShapeModel:
-    """The model of dlib predictor file `dat`, from the cache (memory-mapped), converted into it first if needed.
-    Raises ImportError (no numba) or ValueError (not a 68-point predictor) when it cannot be converted."""
+def load(dat: Path, convert_if_missing: bool = True) -> ShapeModel:
+    """The model of dlib predictor file `dat`, from the cache (memory-mapped), converted into it first if needed
+    (else FileNotFoundError). Raises ImportError (no numba) or ValueError (not a 68-point predictor) when it cannot
+    be converted."""
     folder = cache_folder(dat)
     with contextlib.suppress(OSError, ValueError):
         return ShapeModel({name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
+    if not convert_if_missing:
+        raise FileNotFoundError(f"no converted shape predictor in {folder}")
     arrays = convert(dat)
     with contextlib.suppress(OSError):
         _save(arrays, folder)

@@ -102,3 +102,14 @@ def test_long_videos_are_fitted_by_dlib_s_own_predictor(model: shape_model.Shape
     assert landmarker.shape_model is model
     runtime._choose_shape_model(landmarker, model, runtime.NUMPY_FITS + 1)
     assert landmarker.shape_model is None
+
+
+def test_only_one_process_converts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frame process takes the numpy predictor only from the cache; converting is the landmark process's."""
+    from emoscore import runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(shape_model, "convert", lambda dat: pytest.fail("converted"))
+    with pytest.raises(FileNotFoundError):
+        shape_model.load(predictor_path(), convert_if_missing=False)
+    assert runtime._numpy_shape_model(convert_if_missing=False) is None
