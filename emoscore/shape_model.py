@@ -6,7 +6,7 @@ evaluates it) runs here from the model's numbers, converted once into .npy files
 memory-mapped (~1 ms). Every step follows dlib's arithmetic: the similarity transform from the mean shape in
 double precision cast to float32, feature pixels at round-half-up positions (0 outside the image), float32
 split tests, leaf values added tree by tree in float32, the result rounded to whole pixels as dlib's points
-are; tests/test_face.py checks the landmarks equal dlib's. The one-time conversion parses dlib's serialization
+are; tests/test_shape_model.py checks the landmarks equal dlib's. The one-time conversion parses dlib's serialization
 (every number a packed integer, floats as mantissa and exponent) with numba (~2 s); without numba, or with an
 unreadable cache, callers fall back to dlib's own predictor.
 """
