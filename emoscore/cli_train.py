@@ -168,7 +168,7 @@ def train_visual(
     images: ImagesOpt = None,
     cache: FaceCacheOpt = None,
     out: OutOpt = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation actors).")] = 60,
+    epochs: Annotated[int, typer.Option(help="Epochs (the most, with early stopping on validation actors).")] = 30,
     seed: SeedOpt = 0,
     photo_weight: Annotated[float, typer.Option(
         help="Total loss weight of the photos relative to all RAVDESS faces.")] = 1.0,
@@ -176,15 +176,15 @@ def train_visual(
         help="Also run grouped cross-validation (RAVDESS by actor, photos by identity) with this many folds.")] = 0,
     points: Annotated[str | None, typer.Option(
         help="Landmarks the model reads: all or no-jaw [default: constants.FACE_POINTS].")] = None,
-    arch: Annotated[str, typer.Option(help="Network: cnn, cnn-skip or mlp.")] = "cnn",
+    arch: Annotated[str, typer.Option(help="Network: cnn, cnn-skip or mlp.")] = "cnn-skip",
     quadrant_loss: Annotated[float, typer.Option(help="Weight of the auxiliary quadrant loss.")] = 0.5,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs; 0 trains all --epochs.")] = 10,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs; 0 trains all --epochs.")] = 0,
     features: Annotated[str | None, typer.Option(
         help="Per-landmark features: coords, distances or both [default: constants.FACE_FEATURES].")] = None,
     alignment: Annotated[str | None, typer.Option(
         help="Face alignment: eyes, stable or procrustes [default: constants.FACE_ALIGNMENT].")] = None,
-    augment_copies: Annotated[int, typer.Option(help="Jittered copies per RAVDESS face.")] = 8,
-    jitter: Annotated[float, typer.Option(help="Scale of the geometric jitter; 0 mirrors only.")] = 1.0,
+    augment_copies: Annotated[int, typer.Option(help="Jittered copies per RAVDESS face.")] = 1,
+    jitter: Annotated[float, typer.Option(help="Scale of the geometric jitter; 0 mirrors only.")] = 0.0,
     balance: Annotated[float, typer.Option(help="Class-balance power within each source (1: inverse frequency).")
                        ] = 0.5,
     ensemble: Annotated[int, typer.Option(min=1, help="Networks (seeds) averaged inside the one model.")] = 1,

@@ -128,7 +128,7 @@ def test_point_sets_are_closed_under_mirroring(points: str) -> None:
 
 
 def test_normalised_eyes_sit_at_plus_minus_half(face: np.ndarray) -> None:
-    left, right = eye_centres(normalise_landmarks(face))
+    left, right = eye_centres(normalise_landmarks(face, "eyes"))
     np.testing.assert_allclose(left, [-0.5, 0], atol=1e-5)
     np.testing.assert_allclose(right, [0.5, 0], atol=1e-5)
 

@@ -115,7 +115,7 @@ def test_tracker_offset_removes_a_constant_shift() -> None:
     openface[:, 42:48] = rng.normal((350, 250), 3, (6, 6, 2))
     dlib = openface.copy()
     dlib[:, 48:68, 1] += 5.0  # the mouth 5 px lower (IOD about 100 px)
-    offset, report = tracker_offset(openface, dlib)
+    offset, report = tracker_offset(openface, dlib, alignment="eyes")  # random points: IOD is the scale
     assert report["mean_distance_iod_after_offset"] < 1e-3 < report["mean_distance_iod_before"]
     assert offset[48:, 1].mean() == pytest.approx(0.05, rel=0.1) and np.abs(offset[:36]).max() < 1e-4
 
