@@ -171,7 +171,7 @@ def train_visual(
     epochs: Annotated[int, typer.Option(help="Epochs (the most, with early stopping on validation actors).")] = 30,
     seed: SeedOpt = 0,
     photo_weight: Annotated[float, typer.Option(
-        help="Total loss weight of the photos relative to all RAVDESS faces.")] = 1.0,
+        help="Total loss weight of the photos relative to all RAVDESS faces.")] = 0.3,
     cv_folds: Annotated[int, typer.Option(
         help="Also run grouped cross-validation (RAVDESS by actor, photos by identity) with this many folds.")] = 0,
     points: Annotated[str | None, typer.Option(
