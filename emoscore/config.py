@@ -47,7 +47,7 @@ class FusionConfig:
     rule: str = "product"
     # Chosen by actor-wise CV on RAVDESS actors 1-20 (`emoscore eval fusion`, "chosen on all actors").
     visual_reliability: float = 1.0  # "product": exponent multipliers of the nominal weights (the voice's is
-    audio_reliability: float = 4.0  # relative to the face's, which stays 1 in the search)
+    audio_reliability: float = 9.0  # relative to the face's, which stays 1 in the search)
     confidence_power: float = 6.0  # "confidence": a model's weight scales with (1 - entropy / log 8) ** this
     prior_weight: float = 0.05  # calm/neutral prior share where the surer model is uniform (x 1 - its confidence)
     q3_weight: float = 1.0  # the fused probability of sad (Q3's one emotion) x this, so Q3 is not outvoted
