@@ -174,8 +174,14 @@ def verify_models(checkpoints: Path) -> None:
 
 def warm_up_outputs() -> None:
     """Import what rendering, mixing and muxing use, so that it happens while this process waits for the face
-    worker instead of after it. (The timeline's picture and markers import theirs, OpenTimelineIO and OpenCV
-    ~0.15 s, in the thread that writes them beside the soundtrack: Scorer._write_views.)"""
+    worker instead of after it. (The timeline's markers import OpenTimelineIO, ~0.1 s, in the thread that writes
+    them beside the soundtrack: Scorer._write_views.)
+
+    OpenCV is imported here, in the main thread before any other thread runs: its loader sets
+    os.environ["LD_LIBRARY_PATH"], and changing the environment while another thread starts ffmpeg can hand
+    the new process a freed environment (execve fails with EFAULT, "Bad address").
+    """
+    import cv2  # noqa: F401
     import fluidsynth  # noqa: F401
     import mido  # noqa: F401
     import soundfile  # noqa: F401
@@ -272,6 +278,7 @@ class Scorer:
             timeline = self._analyse(info, watch, warnings)
         else:
             timeline = self._edited(edit, info, watch, warnings)
+        warm_up_outputs()  # before the threads below start (see there); a no-op after warm_up_composer
         with staging_folder(output) as staging, ThreadPoolExecutor(max_workers=1) as pool:
             staged = staging / output.name
             # The outputs that need no soundtrack are written in a thread while the soundtrack is muxed (ffmpeg

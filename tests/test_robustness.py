@@ -331,3 +331,15 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
         with pytest.raises(errors.OutputError, match="being written"), claim_output(out):
             pass
     assert not claim.exists()
+
+
+def test_the_view_thread_imports_nothing_that_changes_the_environment() -> None:
+    """The timeline's picture and markers are written in a thread while ffmpeg starts; a module that sets
+    os.environ on import there (OpenCV's loader does) races the spawn (execve EFAULT). warm_up_outputs must
+    have imported every such module in the main thread first."""
+    code = ("import os; from emoscore.pipeline import warm_up_outputs; warm_up_outputs(); before = dict(os.environ)\n"
+            "import emoscore.interchange, emoscore.plot, emoscore.timeline\n"
+            "assert dict(os.environ) == before, sorted(set(os.environ.items()) ^ set(before.items()))")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
