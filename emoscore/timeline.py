@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from emoscore.config import Config, FusionConfig, SmoothingConfig
-from emoscore.constants import EMOTION_VA, EMOTIONS, N_EMOTIONS, QUADRANTS
+from emoscore.constants import EMOTION_VA, EMOTIONS, N_EMOTIONS, QUADRANT_VA, QUADRANTS
 from emoscore.errors import InputError
 from emoscore.metrics import EMOTION_TO_QUADRANT
 from emoscore.scenes import snap_to_cuts
@@ -42,6 +42,7 @@ EMOTION_VA_MATRIX = np.array([EMOTION_VA[e] for e in EMOTIONS], dtype=np.float32
 _EPS = 1e-6
 SAD_INDEX = EMOTIONS.index("sad")
 _DECIMALS = 4  # rounding of floats in JSON/CSV output
+VA_MARGIN = 0.05  # least distance of a segment's valence/arousal from the axes of its quadrant
 
 
 # --- Fusion --------------------------------------------------------------------------------------
@@ -286,12 +287,21 @@ class Timeline:
         return np.minimum(self.times + self.window_seconds, self.duration)
 
 
+def inside_quadrant(va: np.ndarray, quadrant: str) -> np.ndarray:
+    """(2,) valence/arousal moved into `quadrant`: a coordinate on the wrong side of its axis (the windows'
+    probability-weighted mean can be, where the fused probabilities are flat) becomes VA_MARGIN on the right
+    side, so a segment's style never contradicts its quadrant; then clipped to [-1, 1]."""
+    signs = np.array(QUADRANT_VA[quadrant], dtype=np.float64)
+    va = np.asarray(va, dtype=np.float64)
+    return np.clip(np.where(va * signs >= VA_MARGIN, va, VA_MARGIN * signs), -1.0, 1.0)
+
+
 def _segment(first: int, stop: int, state: int, start: float, end: float, probs: np.ndarray,
              qprobs: np.ndarray, va: np.ndarray) -> Segment:
-    mean_va = va[first:stop].mean(axis=0)
+    mean_va = inside_quadrant(va[first:stop].mean(axis=0), QUADRANTS[state])
     in_quadrant = probs[first:stop].mean(axis=0) * EMOTION_TO_QUADRANT[:, state]
     return Segment(start=float(start), end=float(end), quadrant=QUADRANTS[state],
-                   valence=float(np.clip(mean_va[0], -1, 1)), arousal=float(np.clip(mean_va[1], -1, 1)),
+                   valence=float(mean_va[0]), arousal=float(mean_va[1]),
                    confidence=float(qprobs[first:stop, state].mean()),
                    emotion=EMOTIONS[int(in_quadrant.argmax())])
 

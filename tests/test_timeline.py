@@ -299,3 +299,24 @@ def test_uniform_quadrant_prior_undoes_the_training_prior() -> None:
     mixed = np.array([[0.14, 0.17, 0.03, 0.09, 0.13, 0.13, 0.19, 0.12]], dtype=np.float32)
     assert quadrant_probs(mixed)[0].argmax() == 1
     assert quadrant_probs(mixed, uniform_prior=True)[0].argmax() == 3
+
+
+def test_segment_valence_arousal_always_lie_inside_their_quadrant() -> None:
+    from emoscore.constants import QUADRANT_VA
+    from emoscore.timeline import VA_MARGIN, inside_quadrant
+
+    np.testing.assert_allclose(inside_quadrant(np.array([-0.2, 0.04]), "Q3"), [-0.2, -VA_MARGIN])
+    np.testing.assert_allclose(inside_quadrant(np.array([0.6, 0.3]), "Q1"), [0.6, 0.3])  # inside: unchanged
+    np.testing.assert_allclose(inside_quadrant(np.array([1.4, -0.01]), "Q1"), [1.0, VA_MARGIN])
+    # flat fused probabilities whose weighted mean lies near the centre: every segment still matches its quadrant
+    rng = np.random.default_rng(3)
+    n = 12
+    times = np.arange(n, dtype=np.float64)
+    probs = rng.dirichlet(np.ones(8) * 20, n).astype(np.float32)
+    probs[:6, 3] += 0.1  # sad leads the first half
+    probs /= probs.sum(axis=1, keepdims=True)
+    wp = WindowProbs(times=times, probs=probs, present=np.ones(n, bool))
+    timeline = build_timeline(wp, wp, float(n + 2), None, Config())
+    for segment in timeline.segments:
+        sv, sa = QUADRANT_VA[segment.quadrant]
+        assert segment.valence * sv >= VA_MARGIN - 1e-9 and segment.arousal * sa >= VA_MARGIN - 1e-9
