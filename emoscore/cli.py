@@ -144,9 +144,12 @@ def checkpoint_dir(path: Path | None) -> Path:
 
 @app.command()
 @handle_errors
-def info(checkpoints: CheckpointsOpt = None) -> None:
-    """List the installed models with their headline metrics."""
+def info(checkpoints: CheckpointsOpt = None, config: Annotated[
+        Path | None, typer.Option("--config", help="A TOML config: its [fusion] is shown.")] = None) -> None:
+    """List the installed models with their headline metrics, and how the face and voice are fused."""
     from emoscore.checkpoints import load_manifest
+    from emoscore.config import load_config
+    from emoscore.fusion_eval import exponents
 
     folder = checkpoint_dir(checkpoints)
     models = load_manifest(folder)["models"]
@@ -168,6 +171,14 @@ def info(checkpoints: CheckpointsOpt = None) -> None:
         if isinstance(recall, dict):
             shown += ", recall " + " ".join(f"{q}={'-' if r is None else f'{r:.2f}'}" for q, r in recall.items())
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
+    fusion = load_config(config).fusion
+    if fusion.rule == "product":
+        face, voice = exponents(fusion)
+        how = f"weighted geometric mean, exponents face {face:.2f} / voice {voice:.2f}"
+    else:
+        how = f"weighted mean, face {fusion.visual_weight:g} / voice {fusion.audio_weight:g}" + (
+            f" x confidence ** {fusion.confidence_power:g}" if fusion.rule == "confidence" else "")
+    typer.echo(f"fusion     {fusion.rule:<14} {how}")
 
 
 def judge_recall(metrics: dict[str, Any]) -> dict[str, float] | None:

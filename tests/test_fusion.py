@@ -248,3 +248,19 @@ def test_info_shows_quadrant_accuracy_and_recall_of_each_model(tmp_path: Path) -
     assert "accuracy_4q=0.600" in music and "recall Q1=0.70 Q2=0.60 Q3=0.35 Q4=0.75" in music
     assert "quadrant_accuracy=0.750" in audio and "recall Q1=0.50 Q2=1.00 Q3=1.00 Q4=0.00" in audio
     assert "recall Q1=0.50 Q2=1.00 Q3=0.00 Q4=0.00" in visual  # from the recorded confusion matrix
+
+
+def test_info_shows_the_fusion_rule_and_its_exponents(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from emoscore.cli import app
+
+    (tmp_path / "manifest.json").write_text('{"format_version": 1, "models": {}}')
+    config = tmp_path / "even.toml"
+    config.write_text("[fusion]\nrule = \"product\"\naudio_reliability = 3.0\n")
+    result = CliRunner().invoke(app, ["info", "--checkpoints", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "exponents face 0.50 / voice 0.50" in result.output
+    config.write_text("[fusion]\nrule = \"fixed\"\n")
+    result = CliRunner().invoke(app, ["info", "--checkpoints", str(tmp_path), "--config", str(config)])
+    assert "weighted mean, face 0.75 / voice 0.25" in result.output
