@@ -149,7 +149,6 @@ def info(checkpoints: CheckpointsOpt = None, config: Annotated[
     """List the installed models with their headline metrics, and how the face and voice are fused."""
     from emoscore.checkpoints import load_manifest
     from emoscore.config import load_config
-    from emoscore.fusion_eval import exponents
 
     folder = checkpoint_dir(checkpoints)
     models = load_manifest(folder)["models"]
@@ -173,7 +172,7 @@ def info(checkpoints: CheckpointsOpt = None, config: Annotated[
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
     fusion = load_config(config).fusion
     if fusion.rule == "product":
-        face, voice = exponents(fusion)
+        face, voice = fusion.exponents()
         how = f"weighted geometric mean, exponents face {face:.2f} / voice {voice:.2f}"
     else:
         how = f"weighted mean, face {fusion.visual_weight:g} / voice {fusion.audio_weight:g}" + (

@@ -52,6 +52,12 @@ class FusionConfig:
     prior_weight: float = 0.05  # calm/neutral prior share where the surer model is uniform (x 1 - its confidence)
     q3_weight: float = 1.0  # the fused probability of sad (Q3's one emotion) x this, so Q3 is not outvoted
 
+    def exponents(self) -> tuple[float, float]:
+        """The product rule's (visual, audio) exponents where both models are present: nominal weight x
+        reliability, renormalised to sum to 1."""
+        ev, ea = self.visual_weight * self.visual_reliability, self.audio_weight * self.audio_reliability
+        return ev / (ev + ea), ea / (ev + ea)
+
     def validate(self) -> None:
         _positive(self, "visual_weight", "audio_weight", "q3_weight", "visual_reliability", "audio_reliability")
         _non_negative(self, "confidence_power", "prior_weight")

@@ -130,14 +130,8 @@ def describe(config: FusionConfig) -> dict[str, Any]:
         out["confidence_power"] = config.confidence_power
     if config.rule == "product":
         out.update(visual_reliability=config.visual_reliability, audio_reliability=config.audio_reliability,
-                   exponents=[round(e, 3) for e in exponents(config)])
+                   exponents=[round(e, 3) for e in config.exponents()])
     return out
-
-
-def exponents(config: FusionConfig) -> tuple[float, float]:
-    """The product rule's effective (visual, audio) exponents, summing to 1, where both models are present."""
-    ev, ea = config.visual_weight * config.visual_reliability, config.audio_weight * config.audio_reliability
-    return ev / (ev + ea), ea / (ev + ea)
 
 
 def evaluate_fusion(visual: Predictions, audio: Predictions, base: FusionConfig, folds: int = 5, seed: int = 0,

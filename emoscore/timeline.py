@@ -94,7 +94,8 @@ def combine(visual: np.ndarray, audio: np.ndarray, v_on: np.ndarray, a_on: np.nd
     wa = np.where(a_on, config.audio_weight, 0.0)
     cv, ca = np.where(v_on, confidence(visual), 0.0), np.where(a_on, confidence(audio), 0.0)
     if config.rule == "product":
-        probs = _log_linear(visual, audio, wv * config.visual_reliability, wa * config.audio_reliability)
+        ev, ea = config.exponents()
+        probs = _log_linear(visual, audio, np.where(v_on, ev, 0.0), np.where(a_on, ea, 0.0))
     else:
         if config.rule == "confidence":
             wv = wv * np.maximum(cv, _EPS) ** config.confidence_power

@@ -10,7 +10,7 @@ import pytest
 from emoscore.config import FusionConfig
 from emoscore.constants import EMOTIONS, QUADRANTS
 from emoscore.errors import DataError
-from emoscore.fusion_eval import candidates, evaluate_fusion, exponents, format_table, join, nested_cv, selection_value
+from emoscore.fusion_eval import candidates, evaluate_fusion, format_table, join, nested_cv, selection_value
 from emoscore.metrics import emotion_metrics
 from emoscore.timeline import combine, confidence, quadrant_probs
 
@@ -89,7 +89,7 @@ def test_product_rule_is_the_weighted_geometric_mean() -> None:
     np.testing.assert_allclose(combine(face, voice, ON, ON, PRODUCT), expected / expected.sum(), rtol=1e-6)
     # the reliabilities multiply the nominal weights: 0.75 x 1 against 0.25 x 3 is an even split
     even = FusionConfig(rule="product", audio_reliability=3.0, prior_weight=0.0)
-    assert exponents(even) == pytest.approx((0.5, 0.5))
+    assert even.exponents() == pytest.approx((0.5, 0.5))
     expected = np.sqrt(face * voice)
     np.testing.assert_allclose(combine(face, voice, ON, ON, even), expected / expected.sum(), rtol=1e-6)
 
