@@ -65,7 +65,8 @@ train-visual: setup
 	$(BIN)/emoscore train visual --landmarks $(SHARED)/ravdess-landmarks --videos $(SHARED)/ravdess-actor05/videos \
 	  --crops $(SHARED)/ravdess-actor05/face-crops --images $(SHARED)/faces-in-the-wild --cache $(FACE_CACHE) \
 	  --points all --alignment procrustes --features coords --arch cnn-skip --augment-copies 1 --jitter 0 \
-	  --patience 0 --epochs 30 --photo-weight 0.3 --quadrant-loss 0.5 --cv-folds 5
+	  --patience 0 --epochs 30 --photo-weight 0.3 --quadrant-loss 0.5 \
+	  --calibration both --same-emotion-share 0 --cv-folds 5
 
 train-music: setup
 	$(BIN)/emoscore train music --data $(SHARED)/emopia/midis --vgmidi $(SHARED)/vgmidi

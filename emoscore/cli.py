@@ -145,7 +145,8 @@ def checkpoint_dir(path: Path | None) -> Path:
 @app.command()
 @handle_errors
 def info(checkpoints: CheckpointsOpt = None, config: Annotated[
-        Path | None, typer.Option("--config", help="A TOML config: its [fusion] is shown.")] = None) -> None:
+        Path | None, typer.Option("--config", help="A TOML config: its [fusion] and face calibration are shown.")
+        ] = None) -> None:
     """List the installed models with their headline metrics, and how the face and voice are fused."""
     from emoscore.checkpoints import load_manifest
     from emoscore.config import load_config
@@ -170,7 +171,14 @@ def info(checkpoints: CheckpointsOpt = None, config: Annotated[
         if isinstance(recall, dict):
             shown += ", recall " + " ".join(f"{q}={'-' if r is None else f'{r:.2f}'}" for q, r in recall.items())
         typer.echo(f"{name:<10} {entry['kind']:<14} {shown}")
-    fusion = load_config(config).fusion
+    settings = load_config(config)
+    calibration = models.get("visual", {}).get("calibration")
+    if calibration:
+        how = ("each face against its shot's mean face" if settings.analysis.face_calibration == "shot"
+               else "each face alone")
+        typer.echo(f"{'face':<10} {'calibration':<14} {how} (prior {calibration['prior_moments']:g} moments of "
+                   f"{calibration['moment_seconds']:g} s)")
+    fusion = settings.fusion
     if fusion.rule == "product":
         face, voice = fusion.exponents()
         how = f"weighted geometric mean, exponents face {face:.2f} / voice {voice:.2f}"

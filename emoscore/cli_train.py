@@ -129,6 +129,7 @@ def eval_fusion(
     from emoscore.config import load_config
     from emoscore.fusion_eval import evaluate_fusion, format_table
     from emoscore.speech_train import out_of_fold_predictions as voice_oof
+    from emoscore.visual_cv import cached_person_context
     from emoscore.visual_train import out_of_fold_predictions as face_oof
 
     settings = load_config(config)
@@ -136,8 +137,9 @@ def eval_fusion(
     def log(msg: str) -> None:
         typer.echo(f"  {msg}", err=True)
 
-    result = evaluate_fusion(face_oof(landmarks, folds, seed, log), voice_oof(ravdess, folds, seed, log),
-                             settings.fusion, folds, seed, settings.smoothing.uniform_quadrant_prior)
+    face = face_oof(landmarks, folds, seed, log)
+    result = evaluate_fusion(face, voice_oof(ravdess, folds, seed, log), settings.fusion, folds, seed,
+                             settings.smoothing.uniform_quadrant_prior, cached_person_context(landmarks, folds, seed))
     typer.echo(f"{result['n']} clips of actors {result['actors']}, {folds} actor-wise folds "
                f"(quadrants {'with' if result['uniform_quadrant_prior'] else 'without'} the uniform prior)")
     for line in format_table(result):
@@ -190,9 +192,15 @@ def train_visual(
     ensemble: Annotated[int, typer.Option(min=1, help="Networks (seeds) averaged inside the one model.")] = 1,
     input_noise: Annotated[float, typer.Option(help="Gaussian noise on the standardised features in training.")
                            ] = 0.2,
+    calibration: Annotated[str | None, typer.Option(
+        help="What the model reads: both (each face as it is and against the person's own mean face: a shot in "
+             "`score`, other clips in training), calibrated or none [default: constants.FACE_CALIBRATION_INPUT].")
+                           ] = None,
+    same_emotion_share: Annotated[float, typer.Option(
+        help="Share of training contexts made of moments of the face's own emotion.")] = 0.0,
 ) -> None:
     """Train the facial-landmark emotion CNN on every given face source, split by person, and record it."""
-    from emoscore.constants import FACE_ALIGNMENT, FACE_FEATURES, FACE_POINTS
+    from emoscore.constants import FACE_ALIGNMENT, FACE_CALIBRATION_INPUT, FACE_FEATURES, FACE_POINTS
     from emoscore.visual_train import VisualTrainOptions, train_visual_model
 
     options = VisualTrainOptions(
@@ -200,8 +208,8 @@ def train_visual(
         epochs=epochs, seed=seed, photo_weight=photo_weight, cv_folds=cv_folds, arch=arch,
         quadrant_loss=quadrant_loss, patience=patience, command=invoked_command(), points=points or FACE_POINTS,
         features=features or FACE_FEATURES, alignment=alignment or FACE_ALIGNMENT, augment_copies=augment_copies,
-        jitter=jitter, balance=balance, ensemble=ensemble,
-        input_noise=input_noise)
+        jitter=jitter, balance=balance, ensemble=ensemble, input_noise=input_noise,
+        calibration=calibration or FACE_CALIBRATION_INPUT, same_emotion_share=same_emotion_share)
     metrics = train_visual_model(options, log=typer.echo)
     echo_visual("test actors (never seen in training):", metrics)
 
@@ -235,6 +243,10 @@ def echo_visual(title: str, metrics: dict[str, Any]) -> None:
                         ("photos", "photos (calm counted as neutral):")):
         if key in metrics:
             echo_visual(title_, metrics[key])
+    for context, m in metrics.get("person_context", {}).items():  # the faces seen against more of their person
+        recall = " ".join(f"{q} {r:.2f}" for q, r in m.get("quadrant_recall", {}).items() if r is not None)
+        typer.echo(f"seen with {context}: accuracy {m['accuracy']:.3f}, quadrant {m['quadrant_accuracy']:.3f} "
+                   f"({recall})")
 
 
 # --- music ---------------------------------------------------------------------------------------

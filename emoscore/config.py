@@ -25,14 +25,21 @@ class AnalysisConfig:
     window_seconds: float = 3.0  # analysis window length
     hop_seconds: float = 1.0  # step between window starts
     max_face_width: int = 640  # frames are downscaled to at most this width before detection
+    # "shot": the face model reads each face against the person's mean face over its shot (calibration.py); "face":
+    # each face alone, as one moment of a new person.
+    face_calibration: str = "shot"
 
     def validate(self) -> None:
         _positive(self, "frame_rate", "window_seconds", "hop_seconds", "max_face_width")
+        if self.face_calibration not in FACE_CALIBRATIONS:
+            raise ConfigError(f"analysis.face_calibration must be one of {', '.join(FACE_CALIBRATIONS)}, "
+                              f"not {self.face_calibration!r}")
         if self.hop_seconds > self.window_seconds:
             raise ConfigError("analysis.hop_seconds must not exceed analysis.window_seconds")
 
 
 FUSION_RULES = ("fixed", "confidence", "product")
+FACE_CALIBRATIONS = ("shot", "face")
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class FusionConfig:
     visual_reliability: float = 1.0  # "product": exponent multipliers of the nominal weights (the voice's is
     audio_reliability: float = 9.0  # relative to the face's, which stays 1 in the search)
     confidence_power: float = 6.0  # "confidence": a model's weight scales with (1 - entropy / log 8) ** this
-    prior_weight: float = 0.05  # calm/neutral prior share where the surer model is uniform (x 1 - its confidence)
+    prior_weight: float = 0.1  # calm/neutral prior share where the surer model is uniform (x 1 - its confidence)
     q3_weight: float = 1.0  # the fused probability of sad (Q3's one emotion) x this, so Q3 is not outvoted
 
     def exponents(self) -> tuple[float, float]:

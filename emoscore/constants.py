@@ -85,6 +85,17 @@ PROCRUSTES_TEMPLATE: tuple[tuple[float, float], ...] = (
     (-0.693, 0.005), (-0.298, 0.023), (0.298, 0.023), (0.693, 0.005), (0.0, -0.041), (0.0, 0.155),
     (0.0, 0.349), (0.0, 0.549), (-0.229, 0.688), (0.0, 0.765), (0.229, 0.688),
 )
+# Person calibration (emoscore/calibration.py): the visual model reads a face minus s x (the person's mean face -
+# everyone's), s = n / (n + FACE_CALIBRATION_PRIOR), n the person's face time in moments of FACE_MOMENT_SECONDS
+# (one RAVDESS clip). Linear probe, actor-wise CV with other clips of the test actor as context: priors 2, 4 and
+# 8 within 0.5 points of each other at every context size; 0.5 loses 2-3 points without context.
+FACE_CALIBRATION_PRIOR = 4.0
+FACE_MOMENT_SECONDS = 3.0
+# What the visual CNN reads: "both" (each landmark's features as they are and minus the person offset: 2 x the
+# channels), "calibrated" (minus the offset only) or "none" (as they are; no calibration). Chosen by actor-wise CV
+# over four ways of seeing a person (alone, 5 moments of the same emotion, 5 random moments, all their clips):
+# visual_train.RECIPE_CV.
+FACE_CALIBRATION_INPUT = "both"
 FACE_UPSAMPLE_BELOW = 480  # px: frames whose longer side is shorter get the HOG detector's 2x upsampling
 FACE_DETECT_WIDTH = 320  # px: larger frames are searched for faces at this width first (4x fewer pixels at 640)
 

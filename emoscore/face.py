@@ -25,6 +25,7 @@ import numpy as np
 
 from emoscore.constants import (
     FACE_ALIGNMENT,
+    FACE_CALIBRATION_INPUT,
     FACE_DETECT_WIDTH,
     FACE_FEATURES,
     FACE_POINTS,
@@ -45,6 +46,7 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 NORMALISATIONS = {"eyes": "eye-similarity-v1", "stable": "stable-similarity-v1",
                   "procrustes": "stable-procrustes-v1"}
 FEATURE_KINDS = ("coords", "distances", "both")
+CALIBRATION_INPUTS = ("none", "calibrated", "both")  # see constants.FACE_CALIBRATION_INPUT
 # Landmarks the CNN reads; each set is closed under LANDMARK_MIRROR.
 POINT_SETS: dict[str, tuple[int, ...]] = {"all": tuple(range(N_LANDMARKS)), "no-jaw": tuple(range(17, N_LANDMARKS))}
 EYE_CORNERS = ((36, 39), (42, 45))  # (outer, inner) corners of the image-left eye, then the image-right eye
@@ -52,10 +54,12 @@ NOSE_BRIDGE = (27, 28, 29, 30)
 STABLE_POINTS = (*EYE_CORNERS[0], *EYE_CORNERS[1], *NOSE_BRIDGE)
 
 
-def feature_channels(features: str = FACE_FEATURES, points: str = FACE_POINTS) -> int:
-    """Channels per landmark of a feature kind: 2 (coords), P (distances) or 2 + P (both)."""
+def feature_channels(features: str = FACE_FEATURES, points: str = FACE_POINTS,
+                     calibration: str = FACE_CALIBRATION_INPUT) -> int:
+    """Channels per landmark of a feature kind: 2 (coords), P (distances) or 2 + P (both); twice that when the
+    model reads the face both as it is and calibrated."""
     n = len(point_set(points))
-    return {"coords": 2, "distances": n, "both": 2 + n}[_kind(features)]
+    return {"coords": 2, "distances": n, "both": 2 + n}[_kind(features)] * (2 if _input(calibration) == "both" else 1)
 
 
 def point_set(points: str = FACE_POINTS) -> tuple[int, ...]:
@@ -70,12 +74,32 @@ def _kind(features: str) -> str:
     return features
 
 
-def feature_constants(features: str = FACE_FEATURES, points: str = FACE_POINTS,
-                      alignment: str = FACE_ALIGNMENT) -> dict[str, Any]:
+def _input(calibration: str) -> str:
+    if calibration not in CALIBRATION_INPUTS:
+        raise InputError(f"unknown face calibration input {calibration!r}; use one of {list(CALIBRATION_INPUTS)}")
+    return calibration
+
+
+def feature_constants(features: str = FACE_FEATURES, points: str = FACE_POINTS, alignment: str = FACE_ALIGNMENT,
+                      calibration: str = FACE_CALIBRATION_INPUT) -> dict[str, Any]:
     """The constants a visual checkpoint depends on; recorded in and checked against the manifest."""
     return {"n_landmarks": N_LANDMARKS, "features": features, "points": points,
-            "n_points": len(point_set(points)), "channels": feature_channels(features, points),
-            "normalisation": NORMALISATIONS[alignment], "mirror": ",".join(map(str, LANDMARK_MIRROR))}
+            "n_points": len(point_set(points)), "channels": feature_channels(features, points, calibration),
+            "normalisation": NORMALISATIONS[alignment], "mirror": ",".join(map(str, LANDMARK_MIRROR)),
+            "calibration_input": calibration}
+
+
+def model_input(aligned: np.ndarray, offsets: np.ndarray | None, features: str = FACE_FEATURES,
+                points: str = FACE_POINTS, calibration: str = FACE_CALIBRATION_INPUT) -> np.ndarray:
+    """(n, P, C) model input of aligned faces (n, 68, 2) and their person offsets (n, 68, 2; None: zeros, i.e.
+    the face as it is): the features of the face, of the face minus its offset, or both side by side."""
+    kind = _input(calibration)
+    if kind == "none" or offsets is None and kind == "calibrated":
+        return landmark_features(aligned, features, points)
+    moved = landmark_features(aligned if offsets is None else aligned - offsets, features, points)
+    if kind == "calibrated":
+        return moved
+    return np.concatenate([landmark_features(aligned, features, points), moved], axis=-1)
 
 
 # --- landmark geometry -----------------------------------------------------------------------------
@@ -302,46 +326,94 @@ class FrameProbs:
     landmarks: np.ndarray
 
 
-def predict_landmarks(model: Any, points: np.ndarray, features: str = FACE_FEATURES, kept: str = FACE_POINTS,
-                      alignment: str = FACE_ALIGNMENT) -> np.ndarray:
-    """(n, 68, 2) pixel (or normalised) landmarks -> (n, 8) probabilities, averaged with the mirrored face."""
-    if len(points) == 0:
+def predict_landmarks(model: Any, points: np.ndarray, calibration: str = FACE_CALIBRATION_INPUT) -> np.ndarray:
+    """(n, 68, 2) pixel landmarks, each face read as it is (zero person offset) -> (n, 8) probabilities."""
+    return predict_aligned_faces(model, normalise_landmarks(points), calibration=calibration)
+
+
+def predict_aligned_faces(model: Any, aligned: np.ndarray, offsets: np.ndarray | None = None,
+                          features: str = FACE_FEATURES, kept: str = FACE_POINTS,
+                          calibration: str = FACE_CALIBRATION_INPUT) -> np.ndarray:
+    """(n, 68, 2) aligned faces and their person offsets (None: zeros) -> (n, 8) probabilities, averaged with
+    the mirrored face (mirrored offsets)."""
+    if len(aligned) == 0:
         return np.zeros((0, N_EMOTIONS), dtype=np.float32)
-    aligned = normalise_landmarks(points, alignment)
     both = np.concatenate([aligned, mirror_landmarks(aligned)])
-    probs = np.asarray(model(landmark_features(both, features, kept), training=False), dtype=np.float32)
-    return (probs[: len(points)] + probs[len(points):]) / 2
+    moved = None if offsets is None else np.concatenate([offsets, mirror_landmarks(offsets)])
+    probs = np.asarray(model(model_input(both, moved, features, kept, calibration), training=False),
+                       dtype=np.float32)
+    return (probs[: len(aligned)] + probs[len(aligned):]) / 2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Person calibration as the visual model was trained with it (calibration.py; the manifest's entry)."""
+
+    population_mean: np.ndarray  # (68, 2) aligned units
+    prior_moments: float
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any] | None) -> Calibration | None:
+        if not entry:
+            return None
+        mean = np.asarray(entry["population_mean"], dtype=np.float32)
+        if mean.shape != (N_LANDMARKS, 2):
+            raise ModelError(f"visual model calibration mean has shape {mean.shape}, expected ({N_LANDMARKS}, 2)")
+        return cls(mean, float(entry["prior_moments"]))
 
 
 class FaceEmotionModel:
-    """The trained landmark CNN, verified against the manifest before it is loaded, plus the landmarker."""
+    """The trained landmark CNN, verified against the manifest before it is loaded, plus the landmarker and the
+    person calibration it was trained with (None for a model trained without)."""
 
-    def __init__(self, checkpoints: Path):
+    def __init__(self, checkpoints: Path, calibrate: str = "shot"):
+        """calibrate: "shot" (classify() reads each face against its shot's person) or "face" (each face alone)."""
+        from emoscore.checkpoints import model_entry
         from emoscore.runtime import load_lite
 
         self.model = load_lite(checkpoints, MODEL_NAME, feature_constants())  # the exported .tflite: no TensorFlow
+        self.calibration = Calibration.from_entry(model_entry(checkpoints, MODEL_NAME).get("calibration"))
+        self.by_shot = calibrate == "shot"
         self.landmarker = FaceLandmarker()
 
-    def predict(self, points: np.ndarray) -> np.ndarray:
-        """(n, 68, 2) landmarks in pixels -> (n, 8) emotion probabilities."""
-        return predict_landmarks(self.model, points)
+    def predict(self, points: np.ndarray, times: np.ndarray | None = None, cuts: np.ndarray | None = None
+                ) -> np.ndarray:
+        """(n, 68, 2) landmarks in pixels -> (n, 8) emotion probabilities. With `times` (s), the faces are one
+        video's: each shot between scene `cuts` is one person, calibrated over the shot; without, each face is
+        calibrated alone (one moment of a new person)."""
+        from emoscore.calibration import offsets_alone, offsets_by_shot
 
-    def analyse_frames(self, frames: Iterable[tuple[float, np.ndarray]]) -> FrameProbs:
-        """Detect a face in every (time s, BGR frame) and classify all found faces in one model call."""
+        aligned = normalise_landmarks(points)
+        offsets = None
+        if self.calibration is not None:
+            mean, prior = self.calibration.population_mean, self.calibration.prior_moments
+            if times is None:
+                offsets = offsets_alone(aligned, mean, prior)
+            else:
+                offsets = offsets_by_shot(aligned, times, np.zeros(0) if cuts is None else cuts, mean, prior)
+        return predict_aligned_faces(self.model, aligned, offsets)
+
+    def analyse_frames(self, frames: Iterable[tuple[float, np.ndarray]], cuts: np.ndarray | None = None
+                       ) -> FrameProbs:
+        """Detect a face in every (time s, BGR frame) of one video and classify all found faces in one call."""
         times, found = [], []
         for t, frame in frames:
             times.append(t)
             found.append(self.landmarker.detect(frame))
-        return self.classify(times, found)
+        return self.classify(times, found, cuts)
 
-    def classify(self, times: list[float], found: list[np.ndarray | None]) -> FrameProbs:
-        """FrameProbs of frames at `times` (s) whose (68, 2) landmarks (or None: no face) were found already."""
+    def classify(self, times: list[float], found: list[np.ndarray | None], cuts: np.ndarray | None = None
+                 ) -> FrameProbs:
+        """FrameProbs of one video's frames at `times` (s) whose (68, 2) landmarks (or None: no face) were found
+        already; `cuts` (s) split it into shots, each calibrated as one person (unless made with calibrate
+        "face")."""
         present = np.array([f is not None for f in found], dtype=bool)
         landmarks = np.full((len(found), N_LANDMARKS, 2), np.nan, dtype=np.float32)
         probs = np.zeros((len(found), N_EMOTIONS), dtype=np.float32)
         if present.any():
             landmarks[present] = np.stack([f for f in found if f is not None])
-            probs[present] = self.predict(landmarks[present])
+            at = np.asarray(times, dtype=np.float64)[present] if self.by_shot else None
+            probs[present] = self.predict(landmarks[present], at, cuts)
         return FrameProbs(times=np.asarray(times, dtype=np.float64), probs=probs, present=present,
                           landmarks=landmarks)
 

@@ -135,10 +135,12 @@ def describe(config: FusionConfig) -> dict[str, Any]:
 
 
 def evaluate_fusion(visual: Predictions, audio: Predictions, base: FusionConfig, folds: int = 5, seed: int = 0,
-                    uniform_prior: bool = True) -> dict[str, Any]:
+                    uniform_prior: bool = True, visual_person: Predictions | None = None) -> dict[str, Any]:
     """Face alone, voice alone, fixed nominal weights, the configured rule, and each rule (then either) with
     parameters chosen by nested actor-wise CV: headline metrics of each (quadrants as the timeline takes them,
-    with `uniform_prior`), plus the parameters each fold chose (either rule) and the choice on all actors."""
+    with `uniform_prior`), plus the parameters each fold chose (either rule) and the choice on all actors.
+    visual_person: the face predictions of each clip seen with its actor's other clips (person calibration, as
+    in a longer video of one person): two more rows, the face alone and the configured rule."""
     data = join(visual, audio)
     fixed = dataclasses.replace(base, rule="fixed", q3_weight=1.0)
     rows = {
@@ -151,6 +153,10 @@ def evaluate_fusion(visual: Predictions, audio: Predictions, base: FusionConfig,
     for name, rules in (("confidence", ("confidence",)), ("product", ("product",)), ("either rule", RULES)):
         nested, chosen[name] = nested_cv(data, base, folds, seed, uniform_prior, rules)
         rows[f"{name}, nested CV"] = score(data.y, nested, uniform_prior)
+    if visual_person is not None:
+        person = join(visual_person, audio)
+        rows["face, actor's other clips"] = score(person.y, person.visual, uniform_prior)
+        rows["configured, other clips"] = score(person.y, fused(person, base), uniform_prior)
     return {"n": len(data.y), "actors": sorted(set(data.actors.tolist())), "folds": folds,
             "uniform_quadrant_prior": uniform_prior, "configured": describe(base), "results": rows,
             "chosen_per_fold": chosen["either rule"], "chosen_on_all": describe(choose(data, base, uniform_prior))}

@@ -229,7 +229,8 @@ class Scorer:
 
             cfg = self.options.config
             self._faces = face_worker(self.options.checkpoints, cfg.analysis.frame_rate,
-                                      cfg.analysis.max_face_width, cfg.smoothing.scene_threshold)
+                                      cfg.analysis.max_face_width, cfg.smoothing.scene_threshold,
+                                      cfg.analysis.face_calibration)
         return self._faces
 
     def warm_up_composer(self) -> None:

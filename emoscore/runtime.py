@@ -35,9 +35,6 @@ FRAMES_AHEAD = 64
 # (shape_model: loads in ~1 ms, ~4 ms a face); longer ones by dlib's own (loads in ~0.6 s, ~1.3 ms a face), about
 # where its load pays off (a ~40 s video at 4 frames per second). The landmarks are the same.
 NUMPY_FITS = 160
-# Frames per FaceEmotionModel.analyse_frames call in the face worker: the model's landmark features of all
-# faces of a call are built at once (~0.1 MB per face), so a long video goes through in runs of this many frames.
-FACE_FRAMES_PER_CALL = 256
 
 
 def lite_path(checkpoints: Path, name: str, constants: dict[str, Any] | None = None) -> Path:
@@ -114,7 +111,7 @@ class FaceWorker:
     """
 
     def __init__(self, checkpoints: Path | None, frame_rate: float = 0.0, max_width: int = 0,
-                 scene_threshold: float = 0.0, guess: Path | None = None) -> None:
+                 scene_threshold: float = 0.0, calibration: str = "shot", guess: Path | None = None) -> None:
         """checkpoints None: started before the settings are known (the children load their models meanwhile);
         configure() gives them before the first submit(). guess: the video the first submit() will most likely
         be, which the frame process probes and starts on at once with the default config's settings (see
@@ -126,7 +123,8 @@ class FaceWorker:
         self._frames, frames_end = context.Pipe()  # frame process: settings and videos in
         link_in, link_out = context.Pipe(duplex=False)  # frame process -> landmark process: boxes and frames
         ready_in, ready_out = context.Pipe(duplex=False)  # landmark process -> frame process: predictor loaded
-        settings = None if checkpoints is None else (checkpoints, frame_rate, max_width, scene_threshold)
+        settings = (None if checkpoints is None
+                    else (checkpoints, frame_rate, max_width, scene_threshold, calibration))
         mine = (self._conn, self._frames)
         # A stop signal during fork() would hit the at-fork hooks; held back, it arrives right after.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
@@ -151,11 +149,12 @@ class FaceWorker:
         """(the landmark process, the frame process)."""
         return self._fitter, self._finder
 
-    def configure(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> None:
+    def configure(self, checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float,
+                  calibration: str = "shot") -> None:
         """The settings of a worker started without them; the children then load the face model and take videos."""
         if not self._configured:
             for conn in (self._conn, self._frames):
-                conn.send((checkpoints, frame_rate, max_width, scene_threshold))
+                conn.send((checkpoints, frame_rate, max_width, scene_threshold, calibration))
             self._configured = True
 
     def submit(self, info: Any) -> None:
@@ -241,7 +240,7 @@ def _frames_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] | 
     ahead = _Ahead.start(finder, guess, shapes) if settings is None and guess is not None else None
     if settings is None and (settings := _receive(conn)) is None:
         return
-    _, frame_rate, max_width, threshold = settings
+    _, frame_rate, max_width, threshold, _ = settings
     while (info := _receive(conn)) is not None:
         try:
             if isinstance(finder, Exception):
@@ -286,7 +285,8 @@ class _Ahead:
             frame_rate, max_width = config.analysis.frame_rate, config.analysis.max_face_width
             threshold = config.smoothing.scene_threshold
             info = media.probe(guess)
-            return cls(info, (None, frame_rate, max_width, threshold),  # nothing handed over: nobody takes it yet
+            settings = (None, frame_rate, max_width, threshold, config.analysis.face_calibration)
+            return cls(info, settings,  # nothing handed over: nobody takes it yet
                        _face_messages(finder, info, frame_rate, max_width, threshold, None, shapes))
         except Exception:  # a wrong guess only loses the head start
             return None
@@ -388,7 +388,7 @@ def _landmark_main(conn: Any, links: tuple[Any, Any], settings: tuple[Any, ...] 
     try:
         from emoscore.face import FaceEmotionModel
 
-        model = FaceEmotionModel(settings[0])
+        model = FaceEmotionModel(settings[0], settings[4])
     except Exception as exc:  # reported with the first request, where the caller expects results
         model = exc
     while True:
@@ -471,28 +471,9 @@ def _fit_video(model: Any, link: Any, shapes: Any = None) -> tuple[Any, np.ndarr
         for _ in fitted():
             pass
         raise model
-    probs = _classify_in_runs(model, fitted())
+    found = list(fitted())  # a shot's faces are calibrated together: the whole video first, then one call
+    probs = model.classify([t for t, _ in found], [points for _, points in found], cuts[0])
     return probs, cuts[0]
-
-
-def _classify_in_runs(model: Any, fitted: Any) -> Any:
-    """model.classify of the whole (time, landmarks or None) stream, FACE_FRAMES_PER_CALL frames per call (each
-    face's result depends on that face alone, so the result is the same); face.FrameProbs."""
-    import itertools
-
-    import numpy as np
-
-    parts: list[Any] = []
-    while True:
-        run = list(itertools.islice(fitted, FACE_FRAMES_PER_CALL))
-        if run or not parts:
-            parts.append(model.classify([t for t, _ in run], [points for _, points in run]))
-        if len(run) < FACE_FRAMES_PER_CALL:
-            break
-    if len(parts) == 1:
-        return parts[0]
-    return type(parts[0])(**{name: np.concatenate([getattr(p, name) for p in parts])
-                             for name in ("times", "probs", "present", "landmarks")})
 
 
 _EARLY_WORKER: list[tuple[int, FaceWorker]] = []  # (the pid that started it, the worker) of start_face_worker_early
@@ -506,15 +487,16 @@ def start_face_worker_early(guess: Path | None = None) -> None:
         _EARLY_WORKER.append((os.getpid(), FaceWorker(None, guess=guess)))
 
 
-def face_worker(checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float) -> FaceWorker:
+def face_worker(checkpoints: Path, frame_rate: float, max_width: int, scene_threshold: float,
+                calibration: str = "shot") -> FaceWorker:
     """The early-started worker with these settings (once, and only in the process that started it), else a new
     FaceWorker."""
     if _EARLY_WORKER:
         pid, worker = _EARLY_WORKER.pop()
         if pid == os.getpid():
-            worker.configure(checkpoints, frame_rate, max_width, scene_threshold)
+            worker.configure(checkpoints, frame_rate, max_width, scene_threshold, calibration)
             return worker
-    return FaceWorker(checkpoints, frame_rate, max_width, scene_threshold)
+    return FaceWorker(checkpoints, frame_rate, max_width, scene_threshold, calibration)
 
 
 def discard_early_face_worker() -> None:

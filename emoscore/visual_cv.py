@@ -12,11 +12,22 @@ from typing import Any
 
 import numpy as np
 
+from emoscore.calibration import EVAL_CONTEXTS, context_name
 from emoscore.data import ravdess
 from emoscore.data.visual_sources import Faces
 from emoscore.errors import DataError
 from emoscore.visual_metrics import face_metrics
-from emoscore.visual_train import VisualTrainOptions, fit, load_sources, predict_aligned
+from emoscore.visual_train import (
+    VisualTrainOptions,
+    calibrating,
+    calibration_mean,
+    fit,
+    headline,
+    load_sources,
+    person_offsets,
+    predict_aligned,
+    predict_people,
+)
 
 Log = Callable[[str], None]
 CACHE = Path("/tmp/emoscore-cache/face")
@@ -49,17 +60,24 @@ def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: L
     """Hold out each fold (fold_of) in turn; the two highest-numbered remaining actors early-stop training
     (with patience 0 they train too).
     Returns pooled out-of-fold metrics (face_metrics), per-fold RAVDESS accuracy and their means, and the
-    out-of-fold probabilities (n, 8) under "probs" (not JSON: callers pop it)."""
+    out-of-fold probabilities (n, 8) under "probs" and, with calibration, those of each face seen with all other
+    moments of its person under "probs_person" (not JSON: callers pop them)."""
     fold = fold_of(faces, folds)
     actors = faces.actors()
     probs = np.zeros((len(faces), faces.targets.shape[1]), dtype=np.float32)
+    contexts = list(EVAL_CONTEXTS) if calibrating(options) else []
+    in_context = {c: np.zeros_like(probs) for c in contexts}
     per_fold = []
     for k in range(folds):
         held = fold == k
         rest = sorted(set(actors[~held & (actors > 0)].tolist()))
         val = ~held & np.isin(actors, rest[-2:]) if options.patience > 0 else np.zeros(len(faces), dtype=bool)
-        model = fit(options, faces.take(~held & ~val), faces.take(val), lambda _: None)
-        probs[held] = predict_aligned(model, faces.aligned[held], options)
+        train = faces.take(~held & ~val)
+        model = fit(options, train, faces.take(val), lambda _: None)
+        mean = calibration_mean(train) if calibrating(options) else None
+        probs[held] = predict_people(model, faces.take(held), options, mean, 0, options.seed)
+        for c in contexts:
+            in_context[c][held] = predict_people(model, faces.take(held), options, mean, c[0], options.seed, c[1])
         scored = face_metrics(faces.take(held), probs[held])
         per_fold.append({"held_out_actors": sorted(set(actors[held & (actors > 0)].tolist())),
                          "accuracy": scored.get("accuracy"), "quadrant_accuracy": scored.get("quadrant_accuracy")})
@@ -67,18 +85,24 @@ def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: L
         log(f"  fold {k}: actors {per_fold[-1]['held_out_actors']} accuracy {scored.get('accuracy', 0):.3f} "
             f"quadrant {scored.get('quadrant_accuracy', 0):.3f}" + (f" photos n-vs-h {pair:.3f}" if pair else ""))
     result = face_metrics(faces, probs)
+    if contexts:  # the same held-out people seen with other moments of themselves (a longer video of one person)
+        result["person_context"] = {context_name(*c): headline(face_metrics(faces, in_context[c])) for c in contexts}
+        for c in contexts:
+            log(f"  seen with {context_name(*c)} of the person: "
+                + json.dumps(result["person_context"][context_name(*c)]))
     result["folds"] = per_fold
     for key in ("accuracy", "quadrant_accuracy"):
         values = [float(v) for f in per_fold if isinstance(v := f[key], float | int)]
         result[f"fold_mean_{key}"] = float(np.mean(values)) if values else None
     result["probs"] = probs
+    result["probs_person"] = in_context.get((-1, False))
     return result
 
 
 def summary(cv: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a grouped_cv result (JSON-ready)."""
     out = {k: cv.get(k) for k in ("accuracy", "quadrant_accuracy", "fold_mean_accuracy",
-                                  "fold_mean_quadrant_accuracy", "quadrant_recall", "macro_f1")}
+                                  "fold_mean_quadrant_accuracy", "quadrant_recall", "macro_f1", "person_context")}
     if "photos" in cv:
         out["photos"] = {k: cv["photos"][k] for k in ("accuracy", "macro_f1", "neutral_vs_happiness_accuracy")}
     return out
@@ -103,7 +127,21 @@ def cached_out_of_fold(landmarks: Path, folds: int, seed: int, log: Log,
         log(f"out-of-fold face predictions from cache {path}")
         return stored["keys"].tolist(), stored["probs"], stored["labels"]
     faces, _ = load_sources(options, log)
-    return store_out_of_fold(options, folds, faces, grouped_cv(options, faces, folds, log)["probs"])
+    cv = grouped_cv(options, faces, folds, log)
+    return store_out_of_fold(options, folds, faces, cv["probs"], cv["probs_person"])
+
+
+def cached_person_context(landmarks: Path, folds: int, seed: int, options: VisualTrainOptions | None = None
+                          ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """The out-of-fold predictions of each OpenFace face seen with all its actor's other clips (a longer video
+    of one person), stored beside cached_out_of_fold's; None if there are none (no calibration, or not run)."""
+    path = oof_cache_file(replace(default_sources(landmarks, options), seed=seed), folds)
+    if not path.exists():
+        return None
+    stored = np.load(path)
+    if "probs_person" not in stored.files:
+        return None
+    return stored["keys"].tolist(), stored["probs_person"], stored["labels"]
 
 
 def oof_cache_file(options: VisualTrainOptions, folds: int) -> Path:
@@ -117,16 +155,18 @@ def oof_cache_file(options: VisualTrainOptions, folds: int) -> Path:
     return CACHE / f"oof-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
-def store_out_of_fold(options: VisualTrainOptions, folds: int, faces: Faces, probs: np.ndarray
-                      ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Keep the OpenFace faces of a grouped_cv result, sorted by clip key; store them in oof_cache_file."""
+def store_out_of_fold(options: VisualTrainOptions, folds: int, faces: Faces, probs: np.ndarray,
+                      probs_person: np.ndarray | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Keep the OpenFace faces of a grouped_cv result, sorted by clip key; store them (and, if given, their
+    probabilities seen with their actor's other clips) in oof_cache_file."""
     keep = faces.sources == "openface"
     order = np.argsort(faces.keys[keep], kind="stable")
     keys, probs, labels = faces.keys[keep][order], probs[keep][order], faces.labels[keep][order]
     path = oof_cache_file(options, folds)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, keys=keys, probs=probs, labels=labels)
+    extra = {} if probs_person is None else {"probs_person": probs_person[keep][order]}
+    np.savez(tmp, keys=keys, probs=probs, labels=labels, **extra)
     tmp.replace(path)
     return keys.tolist(), probs, labels
 
@@ -142,26 +182,48 @@ def evaluate_installed(checkpoints: Path, landmarks: Path | None, videos: Path |
     frames). Photos: every identity in the folder.
     """
     from emoscore.checkpoints import model_entry, resolve_model
-    from emoscore.face import MODEL_NAME, feature_constants
+    from emoscore.face import MODEL_NAME, Calibration, feature_constants
     from emoscore.tf_util import load_keras
 
     model = load_keras(resolve_model(checkpoints, MODEL_NAME, feature_constants())["model"])
     entry = model_entry(checkpoints, MODEL_NAME)
     recipe = entry.get("recipe", {})
-    options = VisualTrainOptions(**{k: v for k, v in recipe.items() if k in ("features", "points", "alignment")})
+    options = VisualTrainOptions(**{k: v for k, v in recipe.items()
+                                    if k in ("features", "points", "alignment", "calibration")})
     faces = _eval_faces(landmarks, videos, photos, cache, entry, options, log)
     rav = faces.actors() > 0
     wanted = list(actors) if actors else _default_actors(faces.actors()[rav])
     faces = faces.take(~rav | np.isin(faces.actors(), wanted))
     if not len(faces):
         raise DataError(f"no faces of actors {wanted}")
-    probs = predict_aligned(model, faces.aligned, options)
+    calibration = Calibration.from_entry(entry.get("calibration"))
+    offsets = None if calibration is None else _offsets(faces, calibration)
+    probs = predict_aligned(model, faces.aligned, options, offsets)
     metrics = face_metrics(faces, probs)
     metrics["actors"] = sorted(set(faces.actors()[faces.actors() > 0].tolist()))
+    if calibration is not None and (faces.sources == "openface").any():  # each actor seen in all their clips
+        openface = faces.take(faces.sources == "openface")
+        offsets = person_offsets(openface, calibration.population_mean, (-1,), 0, 0.0, calibration.prior_moments)
+        metrics["person_context"] = {context_name(-1): headline(face_metrics(openface, predict_aligned(
+            model, openface.aligned, options, offsets)))}
     video = np.isin(faces.sources, ["clips", "crops"])
     if video.any():
         metrics["dlib_video_clips"] = _per_clip(faces.take(video), probs[video])
     return metrics
+
+
+def _offsets(faces: Faces, calibration: Any) -> np.ndarray:
+    """Person offsets as `score` would find them: a video clip's frames together as one moment of one person
+    (a RAVDESS clip is about one moment long), a landmark frame or a photo alone."""
+    from emoscore.calibration import offsets_alone, person_offset
+
+    mean, prior = calibration.population_mean, calibration.prior_moments
+    offsets = offsets_alone(faces.aligned, mean, prior)
+    video = np.isin(faces.sources, ["clips", "crops"])
+    for key in np.unique(faces.keys[video]):
+        mine = video & (faces.keys == key)
+        offsets[mine] = person_offset(faces.aligned[mine], 1.0, mean, prior)
+    return offsets
 
 
 def _default_actors(present: np.ndarray) -> list[int]:

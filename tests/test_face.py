@@ -27,6 +27,7 @@ from emoscore.face import (
     feature_channels,
     landmark_features,
     mirror_landmarks,
+    model_input,
     normalise_landmarks,
     predictor_path,
 )
@@ -159,7 +160,11 @@ def test_mirror_commutes_with_normalisation(face: np.ndarray) -> None:
 def test_feature_shapes(face: np.ndarray, features: str, points: str) -> None:
     x = landmark_features(normalise_landmarks(face[None]), features, points)
     n = len(POINT_SETS[points])
-    assert x.shape == (1, n, feature_channels(features, points)) and x.dtype == np.float32
+    assert x.shape == (1, n, feature_channels(features, points, "none")) and x.dtype == np.float32
+    assert feature_channels(features, points, "both") == 2 * feature_channels(features, points, "calibrated")
+    both = model_input(normalise_landmarks(face[None]), np.full((1, 68, 2), 0.1, np.float32), features, points, "both")
+    assert both.shape == (1, n, feature_channels(features, points, "both"))
+    np.testing.assert_allclose(both[..., : x.shape[-1]], x)  # as it is, then minus the person offset
     if features == "distances":
         np.testing.assert_allclose(x[0], x[0].T, atol=1e-6)
         np.testing.assert_allclose(np.diag(x[0]), 0, atol=1e-6)

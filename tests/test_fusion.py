@@ -205,6 +205,15 @@ def test_confidence_fusion_beats_fixed_weights_where_the_face_is_often_unsure() 
     assert len(format_table(result)) == 1 + len(rows)
 
 
+def test_face_seen_in_context_adds_its_rows() -> None:
+    face, voice = synthetic()
+    sure = (face[0], np.eye(8, dtype=np.float32)[face[2]], face[2])  # a face that, in context, is always right
+    rows = evaluate_fusion(face, voice, FusionConfig(), folds=3, seed=0, visual_person=sure)["results"]
+    assert rows["face, actor's other clips"]["accuracy"] == 1.0
+    assert rows["configured, other clips"]["quadrant_accuracy"] > rows["configured (product)"]["quadrant_accuracy"]
+    assert "face, actor's other clips" not in evaluate_fusion(face, voice, FusionConfig(), folds=3)["results"]
+
+
 def test_nested_cv_chooses_each_folds_parameters_without_its_actors() -> None:
     face, voice = synthetic(6)
     data = join(face, voice)

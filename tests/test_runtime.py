@@ -235,7 +235,7 @@ def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path
         again, _ = worker.result()
     finally:
         worker.close()
-    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640))
+    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640), cuts)
     assert faces.present.sum() >= 10 and isinstance(cuts, np.ndarray)
     np.testing.assert_array_equal(faces.present, want.present)
     np.testing.assert_allclose(faces.probs, want.probs, atol=1e-6)
@@ -249,26 +249,26 @@ def test_face_worker_gives_the_in_process_result_and_reports_errors(clip_b: Path
         broken.close()
 
 
-@pytest.mark.parametrize("per_call", [7, 1000])
-def test_face_worker_classifies_a_long_video_in_runs_of_frames(clip_b: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               per_call: int) -> None:
-    from emoscore import runtime
+def test_faces_of_one_shot_are_calibrated_together(clip_b: Path) -> None:
+    """The face model reads each face against its shot's person (calibration.py): a cut splits the video into
+    two people; the faces of one shot do not depend on another shot's."""
     from emoscore.face import FaceEmotionModel
     from emoscore.media import iter_frames, probe
 
-    info = probe(clip_b)
     model = FaceEmotionModel(PACKAGE_CHECKPOINTS)
-    want = model.analyse_frames(iter_frames(info, 4.0, 640))
-    monkeypatch.setattr(runtime, "FACE_FRAMES_PER_CALL", per_call)
-    calls: list[int] = []
-    classify = model.classify
-    monkeypatch.setattr(model, "classify", lambda times, found: calls.append(1) or classify(times, found))
-    fitted = ((t, model.landmarker.detect(frame)) for t, frame in iter_frames(info, 4.0, 640))
-    got = runtime._classify_in_runs(model, fitted)
-    assert len(calls) == len(want.times) // per_call + 1
-    for name in ("times", "present", "landmarks"):
-        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-    np.testing.assert_allclose(got.probs, want.probs, atol=1e-6)
+    assert model.calibration is not None  # the shipped model is trained with person calibration
+    frames = list(iter_frames(probe(clip_b), 4.0, 640))
+    whole = model.analyse_frames(frames)
+    half = len(whole.times) // 2
+    middle = float(whole.times[half - 1] + whole.times[half]) / 2  # a cut between two sampled frames
+    split = model.analyse_frames(frames, np.array([middle]))
+    first = model.analyse_frames([f for f in frames if f[0] < middle])
+    before = whole.times < middle
+    assert whole.present[before].any() and whole.present[~before].any()
+    np.testing.assert_allclose(split.probs[before], first.probs, atol=1e-6)
+    assert np.abs(split.probs - whole.probs).max() > 1e-4  # the shot's own reference point, not the video's
+    alone = model.predict(whole.landmarks[whole.present])  # no times: each face one moment of its own person
+    assert alone.shape == (int(whole.present.sum()), 8) and np.abs(alone - whole.probs[whole.present]).max() > 1e-4
 
 
 def test_found_boxes_fitted_apart_give_detect_s_landmarks(clip_b: Path) -> None:
@@ -333,7 +333,7 @@ def _start_face_child(kind: str, folder: Path, parent_pid: int) -> tuple[Any, An
     mine, child = context.Pipe()
     link_in, link_out = context.Pipe(duplex=False)
     ready_in, ready_out = context.Pipe(duplex=False)
-    settings = (folder, 4.0, 640, 0.5)
+    settings = (folder, 4.0, 640, 0.5, "shot")
     if kind == "frames":
         target, args, ends = _frames_main, (child, (link_out, ready_in), settings, (mine, link_in, ready_out),
                                             parent_pid), mine
@@ -411,10 +411,10 @@ def test_long_and_short_videos_get_the_same_faces(clip_b: Path, monkeypatch: pyt
     worker = runtime.FaceWorker(PACKAGE_CHECKPOINTS, 4.0, 640, 0.5)
     try:
         worker.submit(info)
-        faces, _ = worker.result()
+        faces, cuts = worker.result()
     finally:
         worker.close()
-    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640))
+    want = FaceEmotionModel(PACKAGE_CHECKPOINTS).analyse_frames(iter_frames(info, 4.0, 640), cuts)
     for name in ("times", "present", "landmarks", "probs"):
         np.testing.assert_array_equal(getattr(faces, name), getattr(want, name))
 
@@ -423,9 +423,10 @@ def test_long_and_short_videos_get_the_same_faces(clip_b: Path, monkeypatch: pyt
     ("talking-head-b.mp4", (4.0, 640, 0.35), True),  # the default config's: the head start is used
     ("talking-head-a.mp4", (4.0, 640, 0.35), False),  # another video was guessed: dropped
     ("talking-head-b.mp4", (2.0, 320, 0.5), False),  # other settings: dropped
+    ("talking-head-b.mp4", (4.0, 640, 0.35, "face"), False),  # faces read alone, not by shot: dropped
 ])
 def test_face_worker_s_head_start_gives_the_usual_result(clip_b: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         guess: str, settings: tuple[float, int, float],
+                                                         guess: str, settings: tuple[Any, ...],
                                                          used: bool) -> None:
     from emoscore import runtime
     from emoscore.config import load_config

@@ -141,7 +141,14 @@ def test_toy_training_writes_a_loadable_checkpoint(toy_landmarks: Path, tmp_path
     entry = model_entry(out, "visual")
     assert entry["constants"]["features"] == options.features and "actors 01-04" in entry["data"]
     assert entry["constants"]["points"] == options.points and entry["recipe"]["epochs"] == 2
-    probs = FaceEmotionModel(out).predict(synthetic_face(np.random.default_rng(5))[None])
+    assert entry["recipe"]["calibration"] == "both" and entry["calibration"]["prior_moments"] > 0
+    assert entry["constants"]["channels"] == 4 and entry["constants"]["calibration_input"] == "both"
+    assert np.array(entry["calibration"]["population_mean"]).shape == (N_LANDMARKS, 2)
+    assert set(metrics["person_context"]) == {"3 other moments", "10 other moments", "all other moments",
+                                              "5 other moments of the same emotion"}
+    model = FaceEmotionModel(out)
+    assert model.calibration is not None
+    probs = model.predict(synthetic_face(np.random.default_rng(5))[None])
     assert probs.shape == (1, N_EMOTIONS)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
@@ -167,6 +174,26 @@ def test_cnn_skip_ensemble_without_early_stopping_trains_on_the_validation_actor
     assert sum(line.startswith("  epoch   1") for line in logs) == 2  # two members, one model
     probs = FaceEmotionModel(out).predict(synthetic_face(np.random.default_rng(6))[None])  # the exported .tflite
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_model_trained_without_calibration_reads_faces_as_they_are(toy_landmarks: Path, tmp_path: Path) -> None:
+    from emoscore.checkpoints import model_entry
+    from emoscore.face import feature_constants, predict_landmarks
+    from emoscore.runtime import load_lite
+
+    out = tmp_path / "ck"
+    options = VisualTrainOptions(landmarks=toy_landmarks, out=out, epochs=1, batch_size=16, calibration="none",
+                                 test_actors=(4,), val_actors=(3,))
+    metrics = train_visual_model(options, log=lambda _: None)
+    entry = model_entry(out, "visual")
+    assert "calibration" not in entry and "person_context" not in metrics
+    assert entry["constants"] == feature_constants(calibration="none") and entry["constants"]["channels"] == 2
+    face = synthetic_face(np.random.default_rng(7))[None]
+    probs = predict_landmarks(load_lite(out, "visual", feature_constants(calibration="none")), face, "none")
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(DataError, match="jitter"):  # a calibrated face is only mirrored
+        train_visual_model(VisualTrainOptions(landmarks=toy_landmarks, out=tmp_path / "j", jitter=1.0,
+                                              test_actors=(4,), val_actors=(3,)), log=lambda _: None)
 
 
 def test_grouped_cv_holds_out_each_actor_group_once(toy_landmarks: Path) -> None:
