@@ -75,10 +75,11 @@ def grouped_cv(options: VisualTrainOptions, faces: Faces, folds: int = 5, log: L
         train = faces.take(~held & ~val)
         model = fit(options, train, faces.take(val), lambda _: None)
         mean = calibration_mean(train) if calibrating(options) else None
-        probs[held] = predict_people(model, faces.take(held), options, mean, 0, options.seed)
+        test = faces.take(held)
+        probs[held] = predict_people(model, test, options, mean, 0, options.seed)
         for c in contexts:
-            in_context[c][held] = predict_people(model, faces.take(held), options, mean, c[0], options.seed, c[1])
-        scored = face_metrics(faces.take(held), probs[held])
+            in_context[c][held] = predict_people(model, test, options, mean, c[0], options.seed, c[1])
+        scored = face_metrics(test, probs[held])
         per_fold.append({"held_out_actors": sorted(set(actors[held & (actors > 0)].tolist())),
                          "accuracy": scored.get("accuracy"), "quadrant_accuracy": scored.get("quadrant_accuracy")})
         pair = scored.get("photos", {}).get("neutral_vs_happiness_accuracy")
