@@ -188,6 +188,20 @@ RECIPE_CV: dict[str, dict[str, Any]] = {
     "two heads, the same intensity copies: the RAVDESS head": {
         "alone": [0.434, 0.577], "all": [0.521, 0.647], "photo_neutral_vs_happiness": 0.693,
         "note": "milder copies move the RAVDESS head's photo pair 0.662 -> 0.693 only: not mainly intensity"},
+    # Is it head pose? Pitch and yaw directions of the aligned landmarks, regressed on OpenFace's pose_Rx / pose_Ry
+    # within actor (emotion as covariate; pose read back from 16 stable points correlates 0.96 / 0.97 with
+    # OpenFace's). A model of the RAVDESS sources alone calls 53% of the neutral photos happy (photo pair
+    # 0.643), 85% of those whose nose looks long (pitched) and 15% of those whose nose looks short; frontal photos
+    # 0.727. Frontalised (each face's estimated pitch and yaw taken out): that model's photo pair 0.686.
+    "one head, every face frontalised": {"alone": [0.372, 0.492], "all": [0.484, 0.583], "q4_recall": 0.444,
+                                         "photo_neutral_vs_happiness": 0.883,
+                                         "note": "pose carries RAVDESS emotion too (heads drop when sad)"},
+    "one head, RAVDESS faces also turned by a random pitch and yaw within 15 degrees": {
+        "alone": [0.406, 0.530], "all": [0.491, 0.614], "photo_neutral_vs_happiness": 0.880},
+    "two heads, the same turned copies: the RAVDESS head": {
+        "alone": [0.434, 0.559], "all": [0.530, 0.643], "photo_neutral_vs_happiness": 0.707,
+        "note": "pose moves the RAVDESS head's photo pair 0.662 -> 0.707, intensity to 0.693: the rest is what "
+                "the photos call neutral (a frontal neutral photo is 'happy' to RAVDESS 40% of the time)"},
 }
 RECIPE_CHOICE = ("Procrustes alignment on the stable points (+2.2 / +3.5 with a linear probe), coordinates only "
                  "(distances add nothing), cnn-skip (+3.3 over the plain CNN), mirror-only augmentation and the "
@@ -200,8 +214,8 @@ RECIPE_CHOICE = ("Procrustes alignment on the stable points (+2.2 / +3.5 with a 
                  "contexts) but loses 10 points "
                  "when the person keeps one emotion, this 5). One output for both sources stays: with a head "
                  "per source on one trunk each head reads the other source badly (the RAVDESS head's photo pair "
-                 "0.66-0.69, the photo head's RAVDESS accuracy 0.21-0.25), and neither a per-source bias, more "
-                 "capacity nor milder RAVDESS copies reconciles them")
+                 "0.66-0.71, the photo head's RAVDESS accuracy 0.21-0.25), and neither a per-source bias, more "
+                 "capacity, milder or turned RAVDESS copies nor frontalised faces reconciles them")
 
 
 @dataclass(frozen=True)
