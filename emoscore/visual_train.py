@@ -161,7 +161,7 @@ RECIPE_CV: dict[str, dict[str, Any]] = {
     # Issue 8, fourth pass: why one output cannot serve both sources. The shipped recipe (both inputs, random
     # contexts, every source, same folds) with two softmax heads on the one trunk, each trained only on its own
     # source (RAVDESS faces / photos): each head reads the other source badly, so the sources disagree on what
-    # the same landmark geometry means (posed RAVDESS expressions against milder real ones), not only on class
+    # the same landmark geometry means (posed RAVDESS expressions against labelled real ones), not only on class
     # priors. "alone" / "all" other clips of the actor; photo neutral-vs-happiness alone.
     "two heads on one trunk, photos at weight 1: the RAVDESS head": {
         "alone": [0.438, 0.582], "3": [0.484, 0.610], "10": [0.507, 0.638], "all": [0.537, 0.643],
@@ -195,7 +195,7 @@ RECIPE_CV: dict[str, dict[str, Any]] = {
     # 0.727. Frontalised (each face's estimated pitch and yaw taken out): that model's photo pair 0.686.
     "one head, every face frontalised": {"alone": [0.372, 0.492], "all": [0.484, 0.583], "q4_recall": 0.444,
                                          "photo_neutral_vs_happiness": 0.883,
-                                         "note": "pose carries RAVDESS emotion too (heads drop when sad)"},
+                                         "note": "taking pose out also takes out some of RAVDESS's emotion"},
     "one head, RAVDESS faces also turned by a random pitch and yaw within 15 degrees": {
         "alone": [0.406, 0.530], "all": [0.491, 0.614], "photo_neutral_vs_happiness": 0.880},
     "two heads, the same turned copies: the RAVDESS head": {
